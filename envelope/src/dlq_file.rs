@@ -180,6 +180,24 @@ impl<R: Read> RecordReader<R> {
         })
     }
 
+    /// A reader positioned at the record that starts at `file_offset` and is
+    /// record number `index`, the magic having been checked before (for
+    /// example by an earlier reader). `inner` must be positioned there.
+    pub fn resume(inner: R, file_offset: u64, index: u64) -> Self {
+        RecordReader {
+            inner,
+            offset: file_offset,
+            index,
+            outcome: None,
+            failed: false,
+        }
+    }
+
+    /// File offset of the next record.
+    pub fn position(&self) -> u64 {
+        self.offset
+    }
+
     /// How the file ended, once [`next_record`](Self::next_record) has
     /// returned `None`.
     pub fn outcome(&self) -> Option<ReadOutcome> {

@@ -1,0 +1,366 @@
+//! The per-connector entry of the DLQ path: what the plugin's callback calls.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use iggy_dlq_envelope::{Decoder, DlqEnvelope, Error as EnvelopeError, Origin, PayloadPolicy};
+use tokio::sync::Notify;
+
+use crate::metrics::{ConnectorMetrics, Registry};
+
+/// The status a DLQ callback returns to the plugin. The values are the
+/// `DlqCallback` contract of the SDK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum DlqStatus {
+    /// The dead letter was taken; it will be confirmed before the batch's
+    /// offset is committed.
+    Accepted = 0,
+    /// No DLQ is configured for this connector.
+    NotConfigured = 1,
+    /// The bytes are not a valid envelope.
+    InvalidEnvelope = 2,
+    /// The envelope does not fit the DLQ topic's maximum message size under
+    /// the configured payload policy.
+    TooLarge = 3,
+    /// The runtime is shutting down and takes no more dead letters.
+    ShuttingDown = 4,
+    /// The DLQ could not take the dead letter in time.
+    Unavailable = 5,
+    /// A null pointer with a non-zero length, or an unknown plugin id.
+    BadArguments = -1,
+}
+
+/// One dead letter on its way to the DLQ.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The encoded envelope: the exact bytes of the DLQ message.
+    pub bytes: Bytes,
+    /// Dead letters with the same key keep their order in the DLQ (one DLQ
+    /// partition per key): a hash of the origin partition.
+    pub partition_key: u64,
+    /// The batch to confirm to.
+    pub tracker: Option<Arc<BatchTracker>>,
+}
+
+/// Counts the dead letters of one batch until each is confirmed.
+#[derive(Debug, Default)]
+pub struct BatchTracker {
+    pending: AtomicUsize,
+    failed: AtomicUsize,
+    total: AtomicUsize,
+    notify: Notify,
+}
+
+impl BatchTracker {
+    /// A tracker with nothing pending.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Registers one more dead letter.
+    pub fn add(&self) {
+        self.total.fetch_add(1, Ordering::SeqCst);
+        self.pending.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Confirms one dead letter: `durable` when it reached the DLQ or the
+    /// spool, `false` when it could not be stored anywhere.
+    pub fn confirm(&self, durable: bool) {
+        if !durable {
+            self.failed.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Dead letters registered so far.
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::SeqCst)
+    }
+
+    /// Dead letters not yet confirmed.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Waits until every registered dead letter is confirmed; returns how
+    /// many could not be stored (0 means the batch may be committed).
+    pub async fn wait(&self) -> usize {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.pending() == 0 {
+                return self.failed.load(Ordering::SeqCst);
+            }
+            notified.await;
+        }
+    }
+}
+
+/// How a route checks what it is given.
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// The connector's key.
+    pub connector_key: String,
+    /// The DLQ topic's maximum message size in bytes.
+    pub max_message_size: usize,
+    /// What to do with a payload that does not fit.
+    pub payload_policy: PayloadPolicy,
+    /// How long a submit may wait for room in a full queue before it
+    /// reports [`DlqStatus::Unavailable`]; `None` waits as long as it takes.
+    pub enqueue_timeout: Option<Duration>,
+}
+
+/// The DLQ entry of one connector.
+#[derive(Debug)]
+pub struct DlqRoute {
+    config: RouteConfig,
+    tx: flume::Sender<DeadLetter>,
+    current: Mutex<Option<Arc<BatchTracker>>>,
+    metrics: Arc<ConnectorMetrics>,
+    closed: AtomicBool,
+}
+
+impl DlqRoute {
+    /// A route feeding `tx` (the producer's queue).
+    pub fn new(
+        config: RouteConfig,
+        tx: flume::Sender<DeadLetter>,
+        metrics: &Registry,
+    ) -> Arc<Self> {
+        let metrics = metrics.connector(&config.connector_key);
+        Arc::new(DlqRoute {
+            config,
+            tx,
+            current: Mutex::new(None),
+            metrics,
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The connector's key.
+    pub fn connector_key(&self) -> &str {
+        &self.config.connector_key
+    }
+
+    /// Starts a new batch: dead letters submitted from now on belong to the
+    /// returned tracker. Returns the previous batch's tracker, if any.
+    pub fn begin_batch(&self) -> (Arc<BatchTracker>, Option<Arc<BatchTracker>>) {
+        let tracker = BatchTracker::new();
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = current.replace(tracker.clone());
+        (tracker, previous)
+    }
+
+    /// Refuses further dead letters ([`DlqStatus::ShuttingDown`]).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes one encoded envelope from the plugin: decodes and validates
+    /// it, fits it to the maximum message size, and queues it, waiting for
+    /// room when the queue is full.
+    pub fn submit(&self, bytes: &[u8]) -> DlqStatus {
+        if self.closed.load(Ordering::SeqCst) {
+            return DlqStatus::ShuttingDown;
+        }
+        let input = Bytes::copy_from_slice(bytes);
+        let envelope = match Decoder::new().decode(input.clone()) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                ConnectorMetrics::add(&self.metrics.dlq_refused, 1);
+                tracing::warn!(connector = %self.config.connector_key, %error, "refused an invalid dead-letter envelope");
+                return DlqStatus::InvalidEnvelope;
+            }
+        };
+        self.submit_envelope(envelope, Some(input))
+    }
+
+    /// Queues an envelope built by the runtime itself (for messages it could
+    /// not hand to the plugin, or a batch the plugin failed as a whole).
+    /// `encoded` is the envelope's encoding when the caller has it.
+    pub fn submit_envelope(&self, envelope: DlqEnvelope, encoded: Option<Bytes>) -> DlqStatus {
+        if self.closed.load(Ordering::SeqCst) {
+            return DlqStatus::ShuttingDown;
+        }
+        let fits = encoded
+            .as_ref()
+            .is_some_and(|b| b.len() <= self.config.max_message_size);
+        let (envelope, bytes) = if fits {
+            let bytes = encoded.expect("checked above");
+            (envelope, bytes)
+        } else {
+            match envelope.fit_to(self.config.max_message_size, self.config.payload_policy) {
+                Ok(fitted) => {
+                    let bytes = fitted.encode_to_bytes();
+                    (fitted, bytes)
+                }
+                Err(error @ EnvelopeError::DoesNotFit { .. }) => {
+                    ConnectorMetrics::add(&self.metrics.dlq_refused, 1);
+                    tracing::warn!(connector = %self.config.connector_key, %error, "refused a dead letter that does not fit the DLQ");
+                    return DlqStatus::TooLarge;
+                }
+                Err(error) => {
+                    ConnectorMetrics::add(&self.metrics.dlq_refused, 1);
+                    tracing::warn!(connector = %self.config.connector_key, %error, "refused a dead letter");
+                    return DlqStatus::InvalidEnvelope;
+                }
+            }
+        };
+        let failure = envelope.failure.as_ref();
+        let tracker = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(tracker) = &tracker {
+            tracker.add();
+        }
+        let letter = DeadLetter {
+            bytes,
+            partition_key: partition_key(&envelope),
+            tracker: tracker.clone(),
+        };
+        let sent = match self.config.enqueue_timeout {
+            None => self.tx.send(letter).map_err(|_| DlqStatus::ShuttingDown),
+            Some(timeout) => self.tx.send_timeout(letter, timeout).map_err(|e| match e {
+                flume::SendTimeoutError::Timeout(_) => DlqStatus::Unavailable,
+                flume::SendTimeoutError::Disconnected(_) => DlqStatus::ShuttingDown,
+            }),
+        };
+        match sent {
+            Ok(()) => {
+                self.metrics.count_dead_letter(
+                    failure.map_or(0, |f| f.stage),
+                    failure.map_or(0, |f| f.code),
+                );
+                DlqStatus::Accepted
+            }
+            Err(status) => {
+                if let Some(tracker) = tracker {
+                    // Not queued: nothing will confirm it, and it is not
+                    // stored, so the batch must not be committed.
+                    tracker.confirm(false);
+                }
+                status
+            }
+        }
+    }
+}
+
+/// The ordering key of a dead letter: its origin partition, so that dead
+/// letters of one origin partition keep their order in the DLQ.
+pub(crate) fn partition_key(envelope: &DlqEnvelope) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    match &envelope.origin {
+        Some(Origin::Sink(o)) => (0u8, &o.stream, &o.topic, o.partition_id).hash(&mut hasher),
+        Some(Origin::Source(o)) => (1u8, &o.system, &o.resource).hash(&mut hasher),
+        None => 2u8.hash(&mut hasher),
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iggy_dlq_envelope::{
+        Connector, ErrorCode, Failure, FailureStage, PayloadSchema, SinkOrigin,
+    };
+
+    fn envelope(payload: usize) -> DlqEnvelope {
+        DlqEnvelope::for_sink(SinkOrigin::new("s", "t", 1, 7, 9))
+            .payload(Bytes::from(vec![b'x'; payload]), PayloadSchema::Raw)
+            .failure(Failure::new(
+                FailureStage::ConnectorProcess,
+                ErrorCode::Other,
+                "bad",
+            ))
+            .connector(Connector::sink("k", "n", "1"))
+            .build()
+            .unwrap()
+    }
+
+    fn route(
+        capacity: usize,
+        timeout: Option<Duration>,
+    ) -> (Arc<DlqRoute>, flume::Receiver<DeadLetter>) {
+        let (tx, rx) = flume::bounded(capacity);
+        let config = RouteConfig {
+            connector_key: "k".into(),
+            max_message_size: 1024,
+            payload_policy: PayloadPolicy::Truncate,
+            enqueue_timeout: timeout,
+        };
+        (DlqRoute::new(config, tx, &Registry::default()), rx)
+    }
+
+    #[test]
+    fn garbage_is_refused_as_invalid_and_nothing_is_queued() {
+        let (route, rx) = route(4, None);
+        assert_eq!(
+            route.submit(b"\xff\xff garbage"),
+            DlqStatus::InvalidEnvelope
+        );
+        assert!(rx.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_envelope_is_cut_to_fit_and_marked() {
+        let (route, rx) = route(4, None);
+        let bytes = envelope(10_000).encode_to_bytes();
+        assert_eq!(route.submit(&bytes), DlqStatus::Accepted);
+        let letter = rx.try_recv().unwrap();
+        assert!(letter.bytes.len() <= 1024);
+        let decoded = iggy_dlq_envelope::decode(letter.bytes).unwrap();
+        assert!(decoded.payload_integrity.unwrap().truncated);
+    }
+
+    #[test]
+    fn a_full_queue_blocks_then_times_out_without_dropping_silently() {
+        let (route, rx) = route(1, Some(Duration::from_millis(50)));
+        let (tracker, _) = route.begin_batch();
+        let bytes = envelope(10).encode_to_bytes();
+        assert_eq!(route.submit(&bytes), DlqStatus::Accepted);
+        assert_eq!(route.submit(&bytes), DlqStatus::Unavailable);
+        // The refused one is counted as not stored: the batch is not
+        // committable.
+        assert_eq!(tracker.pending(), 1);
+        rx.try_recv().unwrap().tracker.unwrap().confirm(true);
+        assert_eq!(tracker.pending(), 0);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(tracker.wait()), 1);
+    }
+
+    #[test]
+    fn after_close_submits_are_refused() {
+        let (route, _rx) = route(4, None);
+        route.close();
+        assert_eq!(
+            route.submit(&envelope(1).encode_to_bytes()),
+            DlqStatus::ShuttingDown
+        );
+    }
+
+    #[test]
+    fn a_full_queue_applies_back_pressure_until_there_is_room() {
+        let (route, rx) = route(1, None);
+        let bytes = envelope(10).encode_to_bytes();
+        assert_eq!(route.submit(&bytes), DlqStatus::Accepted);
+        let route2 = route.clone();
+        let b2 = bytes.clone();
+        let blocked = std::thread::spawn(move || route2.submit(&b2));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!blocked.is_finished(), "second submit must wait for room");
+        rx.recv().unwrap();
+        assert_eq!(blocked.join().unwrap(), DlqStatus::Accepted);
+        assert_eq!(rx.len(), 1);
+    }
+}

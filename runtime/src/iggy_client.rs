@@ -1,0 +1,651 @@
+//! Every use of the `iggy` client crate, in one place, so that moving to
+//! another Iggy release is a change here and nowhere else.
+//!
+//! The crate is pinned to `=0.11.0-edge.4` (with `iggy_common` and
+//! `iggy_binary_protocol` of the same version): the protocol of the newest
+//! Iggy server that can be built from source today (`0.9.0-edge.5`). The
+//! stable `iggy 0.11.0` does not talk to that server.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use iggy::prelude::{
+    Client, Consumer, ConsumerGroupClient, ConsumerOffsetClient, HeaderKey, HeaderValue,
+    Identifier, IggyClient, IggyError, IggyMessage, MessageClient, Partitioning, PollingStrategy,
+    StreamClient, TopicClient, TopicCreateOptions,
+};
+
+use crate::dlq::{DlqTransport, TransportError};
+
+/// The largest message payload an Iggy server accepts.
+pub const MAX_PAYLOAD_SIZE: usize = iggy::prelude::MAX_PAYLOAD_SIZE as usize;
+
+/// A failure talking to Iggy, with what the runtime was doing.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct IggyClientError {
+    context: String,
+    #[source]
+    source: IggyError,
+}
+
+impl IggyClientError {
+    fn new(context: impl Into<String>) -> impl FnOnce(IggyError) -> Self {
+        let context = context.into();
+        move |source| IggyClientError { context, source }
+    }
+}
+
+/// How to reach and log in to an Iggy server.
+#[derive(Clone, Default)]
+pub struct ConnectionSettings {
+    /// `host:port` of the server's TCP endpoint.
+    pub address: String,
+    /// User name (with `password`), when no token is given.
+    pub username: String,
+    /// Password.
+    pub password: String,
+    /// A personal access token, instead of user name and password.
+    pub token: String,
+    /// Use TLS.
+    pub tls: bool,
+    /// CA certificate file for TLS.
+    pub tls_ca_file: String,
+    /// Server name to verify for TLS.
+    pub tls_domain: String,
+}
+
+impl fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionSettings")
+            .field("address", &self.address)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+impl ConnectionSettings {
+    /// Settings from a connection string `iggy://user:password@host:port`
+    /// (or `iggy://token@host:port`, with `?tls=true&tls_ca_file=..`).
+    ///
+    /// # Errors
+    ///
+    /// When the string is not of that form.
+    pub fn from_connection_string(s: &str) -> Result<Self, String> {
+        let rest = s
+            .strip_prefix("iggy://")
+            .ok_or_else(|| "an Iggy connection string starts with iggy://".to_owned())?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (auth, address) = rest
+            .rsplit_once('@')
+            .ok_or_else(|| "expected iggy://user:password@host:port".to_owned())?;
+        let mut settings = ConnectionSettings {
+            address: address.to_owned(),
+            ..Default::default()
+        };
+        match auth.split_once(':') {
+            Some((user, password)) => {
+                settings.username = user.to_owned();
+                settings.password = password.to_owned();
+            }
+            None => settings.token = auth.to_owned(),
+        }
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("tls", v)) => settings.tls = v == "true",
+                Some(("tls_ca_file", v)) => settings.tls_ca_file = v.to_owned(),
+                Some(("tls_domain", v)) => settings.tls_domain = v.to_owned(),
+                _ => return Err(format!("unknown connection option `{pair}`")),
+            }
+        }
+        if settings.address.is_empty() {
+            return Err("the connection string has no host:port".into());
+        }
+        Ok(settings)
+    }
+
+    fn connection_string(&self) -> String {
+        let auth = if self.token.is_empty() {
+            format!("{}:{}", self.username, self.password)
+        } else {
+            self.token.clone()
+        };
+        let mut s = format!("iggy://{auth}@{}", self.address);
+        if self.tls {
+            s.push_str("?tls=true");
+            if !self.tls_ca_file.is_empty() {
+                s.push_str(&format!("&tls_ca_file={}", self.tls_ca_file));
+            }
+            if !self.tls_domain.is_empty() {
+                s.push_str(&format!("&tls_domain={}", self.tls_domain));
+            }
+        }
+        s
+    }
+}
+
+/// One message polled from a topic, in the shape the plugin ABI needs.
+#[derive(Debug, Clone)]
+pub struct PolledMessage {
+    /// The Iggy message id.
+    pub id: u128,
+    /// Offset in its partition.
+    pub offset: u64,
+    /// Iggy's checksum.
+    pub checksum: u64,
+    /// Server timestamp, microseconds.
+    pub timestamp: u64,
+    /// Producer timestamp, microseconds.
+    pub origin_timestamp: u64,
+    /// The user headers, or why they could not be decoded.
+    pub headers: Result<Option<Headers>, String>,
+    /// The payload.
+    pub payload: Bytes,
+}
+
+/// Decoded Iggy user headers.
+#[derive(Debug, Clone)]
+pub struct Headers(BTreeMap<HeaderKey, HeaderValue>);
+
+impl Headers {
+    /// The headers in the plugin ABI's encoding: postcard of the map.
+    ///
+    /// # Errors
+    ///
+    /// When postcard cannot encode them.
+    pub fn to_abi_bytes(&self) -> Result<Vec<u8>, String> {
+        postcard::to_allocvec(&self.0).map_err(|e| e.to_string())
+    }
+
+    /// Decodes headers from the plugin ABI's encoding.
+    ///
+    /// # Errors
+    ///
+    /// When the bytes are not postcard of a header map.
+    pub fn from_abi_bytes(bytes: &[u8]) -> Result<Self, String> {
+        postcard::from_bytes(bytes)
+            .map(Headers)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Each header as (key kind code, key bytes, value kind code, value bytes).
+    pub fn raw_parts(&self) -> Vec<(u8, Bytes, u8, Bytes)> {
+        self.0
+            .iter()
+            .map(|(k, v)| (k.kind().as_code(), k.value(), v.kind().as_code(), v.value()))
+            .collect()
+    }
+}
+
+/// What one poll returned.
+#[derive(Debug, Clone)]
+pub struct Polled {
+    /// The partition the messages came from.
+    pub partition_id: u32,
+    /// The partition's current (last) offset.
+    pub current_offset: u64,
+    /// The messages, in offset order.
+    pub messages: Vec<PolledMessage>,
+}
+
+/// What the runtime knows of a topic.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicInfo {
+    /// Numeric stream id.
+    pub stream_id: u32,
+    /// Numeric topic id.
+    pub topic_id: u32,
+    /// Partitions.
+    pub partitions: u32,
+}
+
+/// A message to produce.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// Message id; 0 lets the server choose.
+    pub id: Option<u128>,
+    /// Payload.
+    pub payload: Bytes,
+    /// User headers, in the plugin ABI's encoding, if any.
+    pub headers: Option<Headers>,
+}
+
+/// A connected, logged-in Iggy client.
+pub struct IggyConnection {
+    client: IggyClient,
+    address: String,
+}
+
+impl fmt::Debug for IggyConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IggyConnection({})", self.address)
+    }
+}
+
+fn ident(name: &str) -> Result<Identifier, IggyClientError> {
+    Identifier::named(name).map_err(IggyClientError::new(format!("invalid name `{name}`")))
+}
+
+impl IggyConnection {
+    /// Connects and logs in.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses the credentials.
+    pub async fn connect(settings: &ConnectionSettings) -> Result<Self, IggyClientError> {
+        let context = format!("cannot connect to Iggy at {}", settings.address);
+        let client = IggyClient::builder_from_connection_string(&settings.connection_string())
+            .and_then(|b| b.build())
+            .map_err(IggyClientError::new(context.clone()))?;
+        client
+            .connect()
+            .await
+            .map_err(IggyClientError::new(context))?;
+        Ok(IggyConnection {
+            client,
+            address: settings.address.clone(),
+        })
+    }
+
+    /// The server address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Looks up `stream`/`topic`; creates what is missing when `create` is
+    /// set, the topic with `partitions` partitions.
+    ///
+    /// # Errors
+    ///
+    /// When a part is missing and `create` is not set, or the server fails.
+    pub async fn ensure_topic(
+        &self,
+        stream: &str,
+        topic: &str,
+        partitions: u32,
+        create: bool,
+    ) -> Result<TopicInfo, IggyClientError> {
+        let stream_id = ident(stream)?;
+        let stream_details =
+            self.client
+                .get_stream(&stream_id)
+                .await
+                .map_err(IggyClientError::new(format!(
+                    "cannot look up stream `{stream}`"
+                )))?;
+        let numeric_stream = match stream_details {
+            Some(details) => details.id,
+            None if create => {
+                self.client
+                    .create_stream(stream)
+                    .await
+                    .map_err(IggyClientError::new(format!(
+                        "cannot create stream `{stream}`"
+                    )))?
+                    .id
+            }
+            None => {
+                return Err(IggyClientError {
+                    context: format!("stream `{stream}` does not exist (and creating it is off)"),
+                    source: IggyError::StreamNameNotFound(stream.to_owned()),
+                });
+            }
+        };
+        let topic_id = ident(topic)?;
+        let topic_details =
+            self.client
+                .get_topic(&stream_id, &topic_id)
+                .await
+                .map_err(IggyClientError::new(format!(
+                    "cannot look up topic `{stream}/{topic}`"
+                )))?;
+        let (numeric_topic, partition_count) = match topic_details {
+            Some(details) => (details.id, details.partitions_count),
+            None if create => {
+                let options = TopicCreateOptions {
+                    partitions_count: Some(partitions.max(1)),
+                    ..Default::default()
+                };
+                let details = self
+                    .client
+                    .create_topic(&stream_id, topic, &options)
+                    .await
+                    .map_err(IggyClientError::new(format!(
+                        "cannot create topic `{stream}/{topic}`"
+                    )))?;
+                (details.id, details.partitions_count)
+            }
+            None => {
+                return Err(IggyClientError {
+                    context: format!(
+                        "topic `{stream}/{topic}` does not exist (and creating it is off)"
+                    ),
+                    source: IggyError::TopicNameNotFound(topic.to_owned(), stream.to_owned()),
+                });
+            }
+        };
+        Ok(TopicInfo {
+            stream_id: numeric_stream,
+            topic_id: numeric_topic,
+            partitions: partition_count,
+        })
+    }
+
+    /// Produces `messages` to `stream`/`topic`; all messages with the same
+    /// `key` go to one partition, in order. Resolves once the server
+    /// acknowledged them.
+    ///
+    /// # Errors
+    ///
+    /// When a message is invalid (empty, too large) or the server fails.
+    pub async fn send(
+        &self,
+        stream: &str,
+        topic: &str,
+        key: u64,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), IggyClientError> {
+        let context = || format!("cannot produce to `{stream}/{topic}`");
+        let mut batch = messages
+            .iter()
+            .map(|m| {
+                IggyMessage::builder()
+                    .maybe_id(m.id)
+                    .payload(m.payload.clone())
+                    .maybe_user_headers(m.headers.as_ref().map(|h| h.0.clone()))
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(IggyClientError::new(context()))?;
+        self.client
+            .send_messages(
+                &ident(stream)?,
+                &ident(topic)?,
+                &Partitioning::messages_key_u64(key),
+                &mut batch,
+            )
+            .await
+            .map_err(IggyClientError::new(context()))?;
+        Ok(())
+    }
+
+    /// Creates consumer group `group` on `stream`/`topic` if missing, and
+    /// joins it.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn join_group(
+        &self,
+        stream: &str,
+        topic: &str,
+        group: &str,
+    ) -> Result<(), IggyClientError> {
+        let (s, t, g) = (ident(stream)?, ident(topic)?, ident(group)?);
+        let exists = self
+            .client
+            .get_consumer_group(&s, &t, &g)
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot look up consumer group `{group}`"
+            )))?
+            .is_some();
+        if !exists {
+            self.client
+                .create_consumer_group(&s, &t, group)
+                .await
+                .map_err(IggyClientError::new(format!(
+                    "cannot create consumer group `{group}`"
+                )))?;
+        }
+        self.client
+            .join_consumer_group(&s, &t, &g)
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot join consumer group `{group}`"
+            )))
+    }
+
+    /// Polls the next `count` messages for consumer group `group`, without
+    /// committing: offsets are stored by [`commit`](Self::commit) only.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn poll_group(
+        &self,
+        stream: &str,
+        topic: &str,
+        group: &str,
+        count: u32,
+    ) -> Result<Polled, IggyClientError> {
+        let polled = self
+            .client
+            .poll_messages(
+                &ident(stream)?,
+                &ident(topic)?,
+                None,
+                &Consumer::group(ident(group)?),
+                &PollingStrategy::next(),
+                count,
+                false,
+            )
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot poll `{stream}/{topic}`"
+            )))?;
+        Ok(convert(polled))
+    }
+
+    /// Polls `count` messages of `partition_id` from `offset`, as a plain
+    /// reader (no group, nothing stored).
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn poll_from(
+        &self,
+        stream: &str,
+        topic: &str,
+        partition_id: u32,
+        offset: u64,
+        count: u32,
+    ) -> Result<Polled, IggyClientError> {
+        let polled = self
+            .client
+            .poll_messages(
+                &ident(stream)?,
+                &ident(topic)?,
+                Some(partition_id),
+                &Consumer::new(ident("iggy-dlq-reader")?),
+                &PollingStrategy::offset(offset),
+                count,
+                false,
+            )
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot read `{stream}/{topic}`"
+            )))?;
+        Ok(convert(polled))
+    }
+
+    /// Stores `offset` as consumed by `group` in `partition_id`.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn commit(
+        &self,
+        stream: &str,
+        topic: &str,
+        group: &str,
+        partition_id: u32,
+        offset: u64,
+    ) -> Result<(), IggyClientError> {
+        self.client
+            .store_consumer_offset(
+                &Consumer::group(ident(group)?),
+                &ident(stream)?,
+                &ident(topic)?,
+                Some(partition_id),
+                offset,
+            )
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot commit offset {offset} of `{stream}/{topic}` partition {partition_id}"
+            )))
+    }
+
+    /// Disconnects.
+    pub async fn close(&self) {
+        let _ = self.client.disconnect().await;
+    }
+}
+
+fn convert(polled: iggy::prelude::PolledMessages) -> Polled {
+    Polled {
+        partition_id: polled.partition_id,
+        current_offset: polled.current_offset,
+        messages: polled
+            .messages
+            .into_iter()
+            .map(|m| PolledMessage {
+                id: m.header.id,
+                offset: m.header.offset,
+                checksum: m.header.checksum,
+                timestamp: m.header.timestamp,
+                origin_timestamp: m.header.origin_timestamp,
+                headers: match &m.user_headers {
+                    None => Ok(None),
+                    Some(_) => m
+                        .user_headers_map()
+                        .map_err(|e| e.to_string())
+                        .and_then(|h| {
+                            h.map(Headers)
+                                .map(Some)
+                                .ok_or_else(|| "undecodable user headers".to_owned())
+                        }),
+                },
+                payload: m.payload,
+            })
+            .collect(),
+    }
+}
+
+/// The DLQ topic as a [`DlqTransport`], reconnecting after a failure.
+pub struct IggyDlqTransport {
+    settings: ConnectionSettings,
+    stream: String,
+    topic: String,
+    connection: Option<IggyConnection>,
+}
+
+impl IggyDlqTransport {
+    /// A transport producing to `stream`/`topic`, on `connection` (or a new
+    /// one when it is gone).
+    pub fn new(
+        settings: ConnectionSettings,
+        stream: String,
+        topic: String,
+        connection: Option<IggyConnection>,
+    ) -> Self {
+        IggyDlqTransport {
+            settings,
+            stream,
+            topic,
+            connection,
+        }
+    }
+
+    async fn send_all(&mut self, batch: &[(u64, Bytes)]) -> Result<(), TransportError> {
+        if self.connection.is_none() {
+            let connection = IggyConnection::connect(&self.settings)
+                .await
+                .map_err(|e| TransportError(e.to_string()))?;
+            self.connection = Some(connection);
+        }
+        let connection = self.connection.as_ref().expect("connected above");
+        // Consecutive runs with one key keep their order in one partition.
+        let mut start = 0;
+        while start < batch.len() {
+            let key = batch[start].0;
+            let end = batch[start..]
+                .iter()
+                .position(|(k, _)| *k != key)
+                .map_or(batch.len(), |n| start + n);
+            let messages: Vec<OutgoingMessage> = batch[start..end]
+                .iter()
+                .map(|(_, bytes)| OutgoingMessage {
+                    id: None,
+                    payload: bytes.clone(),
+                    headers: None,
+                })
+                .collect();
+            if let Err(error) = connection
+                .send(&self.stream, &self.topic, key, &messages)
+                .await
+            {
+                // Start over with a fresh connection next time.
+                if let Some(c) = self.connection.take() {
+                    c.close().await;
+                }
+                return Err(TransportError(error.to_string()));
+            }
+            start = end;
+        }
+        Ok(())
+    }
+}
+
+impl DlqTransport for IggyDlqTransport {
+    fn send<'a>(
+        &'a mut self,
+        batch: &'a [(u64, Bytes)],
+    ) -> Pin<Box<dyn Future<Output = Result<(), TransportError>> + Send + 'a>> {
+        Box::pin(self.send_all(batch))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "iggy {} {}/{}",
+            self.settings.address, self.stream, self.topic
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_strings_parse_and_secrets_stay_out_of_debug() {
+        let s = ConnectionSettings::from_connection_string("iggy://admin:s3cret@127.0.0.1:8090")
+            .unwrap();
+        assert_eq!(
+            (s.username.as_str(), s.password.as_str(), s.address.as_str()),
+            ("admin", "s3cret", "127.0.0.1:8090")
+        );
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let t = ConnectionSettings::from_connection_string(
+            "iggy://tok@h:1?tls=true&tls_ca_file=ca.pem",
+        )
+        .unwrap();
+        assert_eq!(t.token, "tok");
+        assert!(t.tls);
+        assert!(ConnectionSettings::from_connection_string("http://x").is_err());
+        assert!(ConnectionSettings::from_connection_string("iggy://a:b@h:1?bogus=1").is_err());
+    }
+}

@@ -1,0 +1,7 @@
+//! The iggy-dlq runtime.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod dlq;
+pub mod iggy_client;
+pub mod metrics;
