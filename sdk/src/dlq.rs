@@ -519,6 +519,12 @@ mod tests {
     }
 
     #[test]
+    fn the_writer_can_be_shared_across_threads() {
+        fn shareable<T: Send + Sync + Clone + 'static>() {}
+        shareable::<DlqWriter>();
+    }
+
+    #[test]
     fn without_a_callback_sends_are_not_configured_and_counted() {
         let writer = DlqWriter::unconfigured(1, Connector::sink("k", "n", "1"));
         for _ in 0..3 {
