@@ -10,28 +10,7 @@ use tokio::sync::Notify;
 
 use crate::metrics::{ConnectorMetrics, Registry};
 
-/// The status a DLQ callback returns to the plugin. The values are the
-/// `DlqCallback` contract of the SDK.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum DlqStatus {
-    /// The dead letter was taken; it will be confirmed before the batch's
-    /// offset is committed.
-    Accepted = 0,
-    /// No DLQ is configured for this connector.
-    NotConfigured = 1,
-    /// The bytes are not a valid envelope.
-    InvalidEnvelope = 2,
-    /// The envelope does not fit the DLQ topic's maximum message size under
-    /// the configured payload policy.
-    TooLarge = 3,
-    /// The runtime is shutting down and takes no more dead letters.
-    ShuttingDown = 4,
-    /// The DLQ could not take the dead letter in time.
-    Unavailable = 5,
-    /// A null pointer with a non-zero length, or an unknown plugin id.
-    BadArguments = -1,
-}
+pub use iggy_dlq_sdk::abi::DlqStatus;
 
 /// One dead letter on its way to the DLQ.
 #[derive(Debug, Clone)]
