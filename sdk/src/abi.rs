@@ -77,7 +77,8 @@ pub type SendCallback = extern "C" fn(
 ///   value is a [`DlqStatus`] code.
 /// - The runtime may be called from any thread, and from several at once.
 /// - After `iggy_*_close(id)` returns the plugin never calls it again for
-///   that id.
+///   that id. `close` and `set_dlq_callback` wait for calls in progress, so
+///   the callback must not itself call either for the same id.
 pub type DlqCallback =
     extern "C" fn(plugin_id: u32, envelope_ptr: *const u8, envelope_len: usize) -> i32;
 
