@@ -77,6 +77,13 @@ extern "C" fn take_batch(plugin_id: u32, batch_id: u64, ptr: *const u8, len: usi
     0
 }
 
+static REFUSED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+extern "C" fn dlq_unavailable(plugin_id: u32, _ptr: *const u8, _len: usize) -> i32 {
+    locked(&REFUSED).push(plugin_id);
+    5
+}
+
 fn dead_letters(plugin_id: u32) -> Vec<DlqEnvelope> {
     locked(&DEAD_LETTERS)
         .iter()
@@ -401,6 +408,17 @@ fn failed_messages_only_reach_the_dlq_and_successes_are_one_batch_write() {
         assert_eq!(connector.plugin_version, env!("CARGO_PKG_VERSION"));
         assert!(failure.last_failed_at_micros > 0);
     }
+
+    // A batch without failures reaches the target and never the DLQ.
+    let all_good: Vec<RawMessage> = messages
+        .iter()
+        .filter(|m| !bad.contains(&(m.offset - 1000)))
+        .take(10)
+        .cloned()
+        .collect();
+    assert_eq!(sink.consume(ID, &all_good), STATUS_OK);
+    assert_eq!(lines(&batch_log), vec!["93", "10"]);
+    assert_eq!(dead_letters(ID).len(), 7);
     assert_eq!(sink.call_id("iggy_sink_close", ID), STATUS_OK);
 }
 
@@ -805,4 +823,30 @@ fn the_source_resumes_from_its_saved_state_and_replays_a_nacked_batch() {
         dead_letters(ID).is_empty(),
         "no dlq wired for this instance"
     );
+}
+
+#[test]
+fn a_source_does_not_move_past_a_record_the_dlq_did_not_take() {
+    const ID: u32 = 203;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.txt");
+    write_records(&path);
+    let source = Plugin::load("lines_source");
+    let config = json!({ "path": path, "batch_size": 10 });
+    assert_eq!(source.source_open(ID, &config, None), STATUS_OK);
+    assert_eq!(
+        source.set_dlq("iggy_source_set_dlq_callback", ID, dlq_unavailable),
+        STATUS_OK
+    );
+    assert_eq!(source.handle(ID), STATUS_OK);
+
+    // Line 4 cannot be dead-lettered while the DLQ is unavailable, so the
+    // batch holding it is never handed over: nothing is lost or skipped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while locked(&REFUSED).iter().filter(|id| **id == ID).count() < 3 {
+        assert!(Instant::now() < deadline, "the source did not retry");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!locked(&BATCHES).iter().any(|(id, _, _)| *id == ID));
+    assert_eq!(source.call_id("iggy_source_close", ID), STATUS_OK);
 }

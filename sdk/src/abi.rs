@@ -33,8 +33,9 @@ pub const MAX_CONFIG_LEN: usize = 64 * 1024 * 1024;
 pub const MAX_STATE_LEN: usize = 256 * 1024 * 1024;
 /// The longest encoded [`TopicMetadata`] or [`MessagesMetadata`] accepted.
 pub const MAX_METADATA_LEN: usize = 1024 * 1024;
-/// The longest encoded [`RawMessages`] batch accepted.
-pub const MAX_MESSAGES_LEN: usize = 4 * 1024 * 1024 * 1024;
+/// The longest encoded [`RawMessages`] batch accepted: 4 GiB (on 32-bit
+/// targets, whatever fits the address space).
+pub const MAX_MESSAGES_LEN: usize = (u32::MAX as usize).saturating_add(1);
 
 /// How a plugin logs through the runtime: level 0 TRACE, 1 DEBUG, 2 INFO,
 /// 3 WARN, 4 ERROR; target and message are UTF-8, valid only during the call.
@@ -76,7 +77,8 @@ pub type SendCallback = extern "C" fn(
 ///   value is a [`DlqStatus`] code.
 /// - The runtime may be called from any thread, and from several at once.
 /// - After `iggy_*_close(id)` returns the plugin never calls it again for
-///   that id.
+///   that id. `close` and `set_dlq_callback` wait for calls in progress, so
+///   the callback must not itself call either for the same id.
 pub type DlqCallback =
     extern "C" fn(plugin_id: u32, envelope_ptr: *const u8, envelope_len: usize) -> i32;
 

@@ -169,19 +169,16 @@ impl Visit for MessageVisitor {
 /// Parses the JSON plugin config into the connector's type and the
 /// connector identity: optional top-level strings `connector_key` and
 /// `connector_name`, defaulting to the plugin's package name.
-fn parse_config<C: DeserializeOwned>(
-    bytes: &[u8],
-    package: &str,
-) -> std::result::Result<(C, String, String), String> {
-    let text = std::str::from_utf8(bytes).map_err(|e| format!("config is not UTF-8: {e}"))?;
+fn parse_config<C: DeserializeOwned>(bytes: &[u8], package: &str) -> Result<(C, String, String)> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Error::Config(format!("config is not UTF-8: {e}")))?;
     let text = if text.trim().is_empty() { "null" } else { text };
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("config is not JSON: {e}"))?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::Config(format!("config is not JSON: {e}")))?;
     let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     let key = field("connector_key").unwrap_or_else(|| package.to_owned());
     let name = field("connector_name").unwrap_or_else(|| key.clone());
-    let config =
-        serde_json::from_value(value).map_err(|e| Error::Config(e.to_string()).to_string())?;
+    let config = serde_json::from_value(value).map_err(|e| Error::Config(e.to_string()))?;
     Ok((config, key, name))
 }
 
