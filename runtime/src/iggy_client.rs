@@ -358,6 +358,32 @@ impl IggyConnection {
         key: u64,
         messages: &[OutgoingMessage],
     ) -> Result<(), IggyClientError> {
+        self.send_with(stream, topic, Partitioning::messages_key_u64(key), messages)
+            .await
+    }
+
+    /// Produces `messages` to `stream`/`topic`, spread over its partitions.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_balanced(
+        &self,
+        stream: &str,
+        topic: &str,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), IggyClientError> {
+        self.send_with(stream, topic, Partitioning::balanced(), messages)
+            .await
+    }
+
+    async fn send_with(
+        &self,
+        stream: &str,
+        topic: &str,
+        partitioning: Partitioning,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), IggyClientError> {
         let context = || format!("cannot produce to `{stream}/{topic}`");
         let mut batch = messages
             .iter()
@@ -371,12 +397,7 @@ impl IggyConnection {
             .collect::<Result<Vec<_>, _>>()
             .map_err(IggyClientError::new(context()))?;
         self.client
-            .send_messages(
-                &ident(stream)?,
-                &ident(topic)?,
-                &Partitioning::messages_key_u64(key),
-                &mut batch,
-            )
+            .send_messages(&ident(stream)?, &ident(topic)?, &partitioning, &mut batch)
             .await
             .map_err(IggyClientError::new(context()))?;
         Ok(())

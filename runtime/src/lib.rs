@@ -8,3 +8,4 @@ pub mod iggy_client;
 pub mod metrics;
 pub mod plugin;
 pub mod sink;
+pub mod source;
