@@ -181,6 +181,38 @@ impl Headers {
             .map_err(|e| e.to_string())
     }
 
+    /// Headers from (key kind code, key bytes, value kind code, value bytes).
+    ///
+    /// # Errors
+    ///
+    /// When a kind code is unknown or a value does not fit its kind.
+    pub fn from_raw_parts(parts: &[(u8, Bytes, u8, Bytes)]) -> Result<Self, String> {
+        fn field<T>(kind: u8, value: &Bytes) -> Result<iggy_common::HeaderField<T>, String> {
+            iggy::prelude::HeaderKind::from_code(kind)
+                .and_then(|kind| iggy_common::HeaderField::from_raw(kind, value))
+                .map_err(|e| e.to_string())
+        }
+        parts
+            .iter()
+            .map(|(kk, k, vk, v)| Ok((field::<iggy_common::KeyMarker>(*kk, k)?, field(*vk, v)?)))
+            .collect::<Result<BTreeMap<_, _>, String>>()
+            .map(Headers)
+    }
+
+    /// The headers the demo puts on its messages: a string and a `uint64`.
+    pub fn demo_headers() -> Self {
+        let mut map = BTreeMap::new();
+        map.insert(
+            HeaderKey::try_from("tenant").expect("a short string is a valid key"),
+            HeaderValue::try_from("acme").expect("a short string is a valid value"),
+        );
+        map.insert(
+            HeaderKey::try_from("schema_version").expect("a short string is a valid key"),
+            HeaderValue::from(3u64),
+        );
+        Headers(map)
+    }
+
     /// Each header as (key kind code, key bytes, value kind code, value bytes).
     pub fn raw_parts(&self) -> Vec<(u8, Bytes, u8, Bytes)> {
         self.0
@@ -564,6 +596,36 @@ fn convert(polled: iggy::prelude::PolledMessages) -> Polled {
             })
             .collect(),
     }
+}
+
+/// Reads every message of every partition of `stream`/`topic` from the
+/// start, partition by partition, in offset order.
+///
+/// # Errors
+///
+/// When the topic does not exist or the server fails.
+pub async fn read_all(
+    connection: &IggyConnection,
+    stream: &str,
+    topic: &str,
+) -> Result<Vec<Bytes>, IggyClientError> {
+    let info = connection.ensure_topic(stream, topic, 1, false).await?;
+    let mut out = Vec::new();
+    // Partition ids are zero-based in this protocol version.
+    for partition_id in 0..info.partitions {
+        let mut offset = 0;
+        loop {
+            let polled = connection
+                .poll_from(stream, topic, partition_id, offset, 1000)
+                .await?;
+            let Some(last) = polled.messages.last().map(|m| m.offset) else {
+                break;
+            };
+            out.extend(polled.messages.into_iter().map(|m| m.payload));
+            offset = last + 1;
+        }
+    }
+    Ok(out)
 }
 
 /// The DLQ topic as a [`DlqTransport`], reconnecting after a failure.

@@ -363,6 +363,18 @@ impl SinkRunner {
         Ok(())
     }
 
+    /// Processes batches until the input has nothing more right now.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run).
+    pub async fn drain(&self, input: &mut SinkInput) -> Result<(), SinkError> {
+        while let Some(batch) = input.next_batch().await? {
+            self.process(input, batch).await?;
+        }
+        Ok(())
+    }
+
     fn connector(&self) -> Connector {
         Connector::sink(&self.key, &self.name, self.plugin.version())
             .with_runtime_instance_id(&self.instance_id)
@@ -432,7 +444,7 @@ impl SinkRunner {
         let first = batch.messages[0].offset;
         let count = batch.messages.len() as u64;
         ConnectorMetrics::add(&self.metrics.consumed, count);
-        let tracker = self.route.as_ref().map(|r| r.begin_batch().0);
+        let tracker = self.route.as_ref().map(|r| r.begin_ordered_batch());
 
         // Messages the runtime cannot hand over go to the DLQ (when there is
         // one), not to the plugin and not to oblivion.
@@ -509,6 +521,9 @@ impl SinkRunner {
                 }
                 ConnectorMetrics::add(&self.metrics.batch_failures, 1);
                 tracing::warn!(connector = %self.key, status, attempt = attempts, offset = first, "consume() failed");
+                if let Some(route) = &self.route {
+                    route.discard_plugin_letters();
+                }
                 if attempt < retries {
                     tokio::time::sleep(backoff.saturating_mul(1 << attempt.min(16))).await;
                 }
@@ -551,6 +566,15 @@ impl SinkRunner {
             }
         }
 
+        if let Some(route) = &self.route
+            && route.flush_batch().await.is_err()
+        {
+            return Err(SinkError::DeadLettersNotStored {
+                key: self.key.clone(),
+                offset: first,
+                failed: tracker.as_ref().map_or(0, |t| t.total()),
+            });
+        }
         if let Some(tracker) = tracker {
             let failed = tracker.wait().await;
             if failed > 0 {

@@ -56,6 +56,13 @@ impl BatchTracker {
         }
     }
 
+    /// Forgets one registered dead letter that will never be sent (a
+    /// failed attempt's, superseded by a later attempt).
+    pub fn discard(&self) {
+        self.total.fetch_sub(1, Ordering::SeqCst);
+        self.confirm(true);
+    }
+
     /// Dead letters registered so far.
     pub fn total(&self) -> usize {
         self.total.load(Ordering::SeqCst)
@@ -81,6 +88,21 @@ impl BatchTracker {
     }
 }
 
+/// The batch dead letters currently belong to.
+#[derive(Debug)]
+struct Batch {
+    tracker: Arc<BatchTracker>,
+    /// For an ordered batch, its dead letters until [`DlqRoute::flush_batch`].
+    buffer: Option<Vec<Buffered>>,
+}
+
+#[derive(Debug)]
+struct Buffered {
+    origin_offset: u64,
+    from_runtime: bool,
+    letter: DeadLetter,
+}
+
 /// How a route checks what it is given.
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
@@ -100,7 +122,7 @@ pub struct RouteConfig {
 pub struct DlqRoute {
     config: RouteConfig,
     tx: flume::Sender<DeadLetter>,
-    current: Mutex<Option<Arc<BatchTracker>>>,
+    current: Mutex<Option<Batch>>,
     metrics: Arc<ConnectorMetrics>,
     closed: AtomicBool,
 }
@@ -128,12 +150,77 @@ impl DlqRoute {
     }
 
     /// Starts a new batch: dead letters submitted from now on belong to the
-    /// returned tracker. Returns the previous batch's tracker, if any.
+    /// returned tracker and are queued at once. Returns the previous batch's
+    /// tracker, if any.
     pub fn begin_batch(&self) -> (Arc<BatchTracker>, Option<Arc<BatchTracker>>) {
+        self.replace_batch(false)
+    }
+
+    /// Starts a new ordered batch: its dead letters, from the runtime and
+    /// from the plugin, are held until [`flush_batch`](Self::flush_batch),
+    /// which queues them in origin offset order, so that the DLQ keeps the
+    /// origin partition's order whichever side found the failure.
+    pub fn begin_ordered_batch(&self) -> Arc<BatchTracker> {
+        self.replace_batch(true).0
+    }
+
+    fn replace_batch(&self, ordered: bool) -> (Arc<BatchTracker>, Option<Arc<BatchTracker>>) {
         let tracker = BatchTracker::new();
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        let previous = current.replace(tracker.clone());
-        (tracker, previous)
+        let previous = current.replace(Batch {
+            tracker: tracker.clone(),
+            buffer: ordered.then(Vec::new),
+        });
+        (tracker, previous.map(|b| b.tracker))
+    }
+
+    /// Drops the dead letters the plugin sent during a failed attempt of the
+    /// ordered batch: the next attempt, or the runtime's dead-lettering of
+    /// the whole batch, replaces them, and the DLQ gets no duplicates.
+    pub fn discard_plugin_letters(&self) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(buffer) = current.as_mut().and_then(|b| b.buffer.as_mut()) {
+            buffer.retain(|b| {
+                if b.from_runtime {
+                    return true;
+                }
+                if let Some(tracker) = &b.letter.tracker {
+                    tracker.discard();
+                }
+                false
+            });
+        }
+    }
+
+    /// Queues the ordered batch's dead letters in origin offset order,
+    /// waiting for room in the queue (back-pressure).
+    ///
+    /// # Errors
+    ///
+    /// [`DlqStatus::ShuttingDown`] when the producer is gone; the dead
+    /// letters not queued count as not stored.
+    pub async fn flush_batch(&self) -> Result<(), DlqStatus> {
+        let buffered = {
+            let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+            current.as_mut().and_then(|b| b.buffer.take())
+        };
+        let Some(mut buffered) = buffered else {
+            return Ok(());
+        };
+        // Stable: letters of one message keep the order they came in.
+        buffered.sort_by_key(|b| b.origin_offset);
+        let mut result = Ok(());
+        for b in buffered {
+            let tracker = b.letter.tracker.clone();
+            if result.is_ok() && self.tx.send_async(b.letter).await.is_ok() {
+                continue;
+            }
+            result = Err(DlqStatus::ShuttingDown);
+            if let Some(tracker) = tracker {
+                tracker.confirm(false);
+            }
+        }
+        result
     }
 
     /// Refuses further dead letters ([`DlqStatus::ShuttingDown`]).
@@ -157,13 +244,22 @@ impl DlqRoute {
                 return DlqStatus::InvalidEnvelope;
             }
         };
-        self.submit_envelope(envelope, Some(input))
+        self.enqueue(envelope, Some(input), false)
     }
 
     /// Queues an envelope built by the runtime itself (for messages it could
     /// not hand to the plugin, or a batch the plugin failed as a whole).
     /// `encoded` is the envelope's encoding when the caller has it.
     pub fn submit_envelope(&self, envelope: DlqEnvelope, encoded: Option<Bytes>) -> DlqStatus {
+        self.enqueue(envelope, encoded, true)
+    }
+
+    fn enqueue(
+        &self,
+        envelope: DlqEnvelope,
+        encoded: Option<Bytes>,
+        from_runtime: bool,
+    ) -> DlqStatus {
         if self.closed.load(Ordering::SeqCst) {
             return DlqStatus::ShuttingDown;
         }
@@ -191,12 +287,12 @@ impl DlqRoute {
                 }
             }
         };
-        let failure = envelope.failure.as_ref();
-        let tracker = self
-            .current
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let (stage, code) = envelope
+            .failure
+            .as_ref()
+            .map_or((0, 0), |f| (f.stage, f.code));
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        let tracker = current.as_ref().map(|b| b.tracker.clone());
         if let Some(tracker) = &tracker {
             tracker.add();
         }
@@ -205,6 +301,16 @@ impl DlqRoute {
             partition_key: partition_key(&envelope),
             tracker: tracker.clone(),
         };
+        if let Some(buffer) = current.as_mut().and_then(|b| b.buffer.as_mut()) {
+            buffer.push(Buffered {
+                origin_offset: envelope.sink_origin().map_or(u64::MAX, |o| o.offset),
+                from_runtime,
+                letter,
+            });
+            self.metrics.count_dead_letter(stage, code);
+            return DlqStatus::Accepted;
+        }
+        drop(current);
         let sent = match self.config.enqueue_timeout {
             None => self.tx.send(letter).map_err(|_| DlqStatus::ShuttingDown),
             Some(timeout) => self.tx.send_timeout(letter, timeout).map_err(|e| match e {
@@ -214,10 +320,7 @@ impl DlqRoute {
         };
         match sent {
             Ok(()) => {
-                self.metrics.count_dead_letter(
-                    failure.map_or(0, |f| f.stage),
-                    failure.map_or(0, |f| f.code),
-                );
+                self.metrics.count_dead_letter(stage, code);
                 DlqStatus::Accepted
             }
             Err(status) => {
@@ -316,6 +419,61 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(rt.block_on(tracker.wait()), 1);
+    }
+
+    fn at_offset(offset: u64) -> DlqEnvelope {
+        DlqEnvelope::for_sink(SinkOrigin::new("s", "t", 1, offset, 9))
+            .payload(Bytes::from_static(b"x"), PayloadSchema::Raw)
+            .failure(Failure::new(
+                FailureStage::ConnectorProcess,
+                ErrorCode::Other,
+                "bad",
+            ))
+            .connector(Connector::sink("k", "n", "1"))
+            .build()
+            .unwrap()
+    }
+
+    fn offset_of(letter: &DeadLetter) -> u64 {
+        iggy_dlq_envelope::decode(letter.bytes.clone())
+            .unwrap()
+            .sink_origin()
+            .unwrap()
+            .offset
+    }
+
+    #[tokio::test]
+    async fn an_ordered_batch_queues_in_origin_order_and_drops_failed_attempts() {
+        let (route, rx) = route(16, None);
+        let tracker = route.begin_ordered_batch();
+        // The runtime finds offset 5, the plugin 2 and 9 on a failed attempt...
+        assert_eq!(
+            route.submit_envelope(at_offset(5), None),
+            DlqStatus::Accepted
+        );
+        assert_eq!(
+            route.submit(&at_offset(9).encode_to_bytes()),
+            DlqStatus::Accepted
+        );
+        assert_eq!(
+            route.submit(&at_offset(2).encode_to_bytes()),
+            DlqStatus::Accepted
+        );
+        route.discard_plugin_letters();
+        // ... and 7 and 3 on the attempt that succeeds.
+        assert_eq!(
+            route.submit(&at_offset(7).encode_to_bytes()),
+            DlqStatus::Accepted
+        );
+        assert_eq!(
+            route.submit(&at_offset(3).encode_to_bytes()),
+            DlqStatus::Accepted
+        );
+        assert!(rx.is_empty(), "nothing is queued before the flush");
+        route.flush_batch().await.unwrap();
+        let offsets: Vec<u64> = rx.drain().map(|l| offset_of(&l)).collect();
+        assert_eq!(offsets, vec![3, 5, 7]);
+        assert_eq!((tracker.total(), tracker.pending()), (3, 3));
     }
 
     #[test]
