@@ -12,8 +12,9 @@ from ._native import DlqEnvelope, columns
 from ._reader import DlqRecord
 
 if TYPE_CHECKING:
-    import pandas
-    import pyarrow
+    # Neither ships type information; the optional extra need not be there.
+    import pandas as _pd  # type: ignore[import-untyped, unused-ignore]
+    import pyarrow as _pa  # type: ignore[import-untyped, unused-ignore]
 
 __all__ = ["Summary", "summary", "to_arrow", "to_pandas"]
 
@@ -100,7 +101,7 @@ def _schema(pa: Any, with_offset: bool) -> Any:
     return pa.schema(fields)
 
 
-def to_arrow(envelopes: Iterable[DlqEnvelope | DlqRecord]) -> pyarrow.Table:
+def to_arrow(envelopes: Iterable[DlqEnvelope | DlqRecord]) -> _pa.Table:
     """The dead letters as a `pyarrow.Table`, one row each.
 
     Takes envelopes, or the records `read()` yields (then the first column
@@ -123,7 +124,7 @@ def to_arrow(envelopes: Iterable[DlqEnvelope | DlqRecord]) -> pyarrow.Table:
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def to_pandas(envelopes: Iterable[DlqEnvelope | DlqRecord]) -> pandas.DataFrame:
+def to_pandas(envelopes: Iterable[DlqEnvelope | DlqRecord]) -> _pd.DataFrame:
     """The dead letters as a `pandas.DataFrame`: `to_arrow(...).to_pandas()`.
 
     Needs pyarrow and pandas: `pip install 'iggy-dlq[arrow]'`.
