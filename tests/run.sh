@@ -60,7 +60,8 @@ maturin build --release --quiet --manifest-path bindings-python/Cargo.toml --out
 python -m pip install --quiet --force-reinstall --no-deps target/wheels/iggy_dlq-*.whl
 
 step "bindings-python: type stubs (mypy.stubtest iggy_dlq)"
-MYPY_CACHE_DIR=target/mypy-cache python -m mypy.stubtest iggy_dlq
+# From target/, so that mypy keeps its cache there and sees only the installed package.
+(cd target && python -m mypy.stubtest iggy_dlq)
 
 step "pytest"
 python -m pytest -q -rs -W error -p no:cacheprovider tests/python

@@ -42,6 +42,11 @@ pub(crate) fn header_kind_name(kind: HeaderKind) -> String {
     enum_name(Some(kind.as_str_name()), "HEADER_KIND_", kind as i32)
 }
 
+/// Python's `repr` of a string, for the `__repr__` of the classes.
+pub(crate) fn str_repr(py: Python<'_>, text: &str) -> PyResult<String> {
+    PyString::new(py, text).repr()?.extract()
+}
+
 /// `datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)` and
 /// `datetime.timedelta`, looked up once.
 static EPOCH_AND_TIMEDELTA: PyOnceLock<(Py<PyAny>, Py<PyAny>)> = PyOnceLock::new();

@@ -8,7 +8,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::convert::{
     connector_kind_name, datetime_from_micros, error_code_name, failure_stage_name,
-    header_kind_name, header_text, header_value, input_bytes, payload_schema_name,
+    header_kind_name, header_text, header_value, input_bytes, payload_schema_name, str_repr,
 };
 use crate::errors::{decode_error, raise};
 
@@ -79,11 +79,15 @@ impl SinkOrigin {
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "SinkOrigin(stream={:?}, topic={:?}, partition_id={}, offset={}, message_id={})",
-            self.stream, self.topic, self.partition_id, self.offset, self.message_id
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "SinkOrigin(stream={}, topic={}, partition_id={}, offset={}, message_id={})",
+            str_repr(py, &self.stream)?,
+            str_repr(py, &self.topic)?,
+            self.partition_id,
+            self.offset,
+            self.message_id
+        ))
     }
 }
 
@@ -143,11 +147,14 @@ impl SourceOrigin {
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "SourceOrigin(system={:?}, resource={:?}, target_stream={:?}, target_topic={:?})",
-            self.system, self.resource, self.target_stream, self.target_topic
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "SourceOrigin(system={}, resource={}, target_stream={}, target_topic={})",
+            str_repr(py, &self.system)?,
+            str_repr(py, &self.resource)?,
+            str_repr(py, &self.target_stream)?,
+            str_repr(py, &self.target_topic)?
+        ))
     }
 }
 
@@ -278,11 +285,11 @@ impl Header {
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         Ok(format!(
-            "Header(key={}, key_kind={:?}, value={}, value_kind={:?})",
+            "Header(key={}, key_kind={}, value={}, value_kind={})",
             self.key(py)?.repr()?,
-            self.key_kind(),
+            str_repr(py, &self.key_kind())?,
             self.value(py)?.repr()?,
-            self.value_kind()
+            str_repr(py, &self.value_kind())?
         ))
     }
 }
@@ -344,15 +351,15 @@ impl Failure {
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Failure(code={:?}, stage={:?}, reason={:?}, retryable={}, attempts={})",
-            self.code,
-            self.stage,
-            self.reason,
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Failure(code={}, stage={}, reason={}, retryable={}, attempts={})",
+            str_repr(py, &self.code)?,
+            str_repr(py, &self.stage)?,
+            str_repr(py, &self.reason)?,
             if self.retryable { "True" } else { "False" },
             self.attempts
-        )
+        ))
     }
 }
 
@@ -392,11 +399,14 @@ impl Connector {
         Ok(d)
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "Connector(key={:?}, name={:?}, kind={:?}, plugin_version={:?})",
-            self.key, self.name, self.kind, self.plugin_version
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "Connector(key={}, name={}, kind={}, plugin_version={})",
+            str_repr(py, &self.key)?,
+            str_repr(py, &self.name)?,
+            str_repr(py, &self.kind)?,
+            str_repr(py, &self.plugin_version)?
+        ))
     }
 }
 
@@ -604,7 +614,9 @@ impl DlqEnvelope {
                 "sink {}/{} partition {} offset {}",
                 s.stream, s.topic, s.partition_id, s.offset
             ),
-            Some(Origin::Source(s)) => format!("source {} {:?}", s.system, s.resource),
+            Some(Origin::Source(s)) => {
+                format!("source {} {}", s.system, str_repr(py, &s.resource)?)
+            }
             None => "no origin".to_owned(),
         };
         let failure = self.failure_ref();
@@ -616,11 +628,11 @@ impl DlqEnvelope {
             written.call_method0("isoformat")?.extract::<String>()?
         };
         Ok(format!(
-            "<DlqEnvelope {origin}: {} at {} by {:?} ({:?}), payload {} bytes {}{}, written {written}>",
+            "<DlqEnvelope {origin}: {} at {} by {} ({}), payload {} bytes {}{}, written {written}>",
             failure.code,
             failure.stage,
-            self.connector_ref().key,
-            failure.reason,
+            str_repr(py, &self.connector_ref().key)?,
+            str_repr(py, &failure.reason)?,
             self.inner.payload.len(),
             self.payload_schema(),
             if self.integrity_ref().truncated {

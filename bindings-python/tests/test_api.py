@@ -68,7 +68,9 @@ def test_repr_says_what_failed_where() -> None:
     assert "2026-08-21T12:00:00+00:00" in text
     assert "(truncated)" in repr(iggy_dlq.decode(vector("truncated_payload")))
     header = iggy_dlq.decode(vector("every_header_kind")).headers_typed[0]
-    assert repr(header) == "Header(key='raw', key_kind=\"STRING\", value=b'\\x00\\xff\\x10', value_kind=\"RAW\")"
+    assert repr(header) == r"Header(key='raw', key_kind='STRING', value=b'\x00\xff\x10', value_kind='RAW')"
+    failure = iggy_dlq.decode(vector("sink_malformed_json")).failure
+    assert repr(failure).startswith("Failure(code='MALFORMED_PAYLOAD', stage='CONNECTOR_PROCESS', ")
 
 
 def test_the_payload_is_one_bytes_object() -> None:
