@@ -83,6 +83,10 @@ def iggy_value(kind: str, raw: bytes) -> Any:
 
 
 def _name(enum: Any, prefix: str, value: int) -> str:
+    # Enums are open: a value this schema does not know (a newer
+    # producer's) is kept, and iggy_dlq names it UNKNOWN(n).
+    if value not in enum.values():
+        return f"UNKNOWN({value})"
     return str(enum.Name(value)).removeprefix(prefix)
 
 

@@ -55,6 +55,7 @@ def test_a_torn_last_record_is_skipped_with_a_warning(tmp_path: Path) -> None:
             records = list(reader)
         assert [r.envelope.encode() for r in records] == RECORDS[:3]
         assert reader.torn_tail == (len(whole), cut)
+        assert next(reader, None) is None  # warned once, not again
 
 
 def test_a_clean_file_has_no_torn_tail(dlq_path: Path) -> None:

@@ -34,6 +34,7 @@ class DlqReader(Iterator[DlqRecord]):
 
     def __init__(self, native: DlqFileReader) -> None:
         self._native = native
+        self._warned = False
 
     @property
     def source(self) -> str:
@@ -53,7 +54,8 @@ class DlqReader(Iterator[DlqRecord]):
             offset, envelope = next(self._native)
         except StopIteration:
             torn = self._native.torn_tail
-            if torn is not None:
+            if torn is not None and not self._warned:
+                self._warned = True
                 valid_len, torn_bytes = torn
                 warnings.warn(
                     f"{self._native.path}: skipped a torn last record of {torn_bytes} bytes "
