@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import pytest
 
 import iggy_dlq
-from conftest import vector
+from conftest import parse, vector
 
 
 def test_errors_form_a_hierarchy() -> None:
@@ -89,3 +91,12 @@ def test_the_public_names_are_exported() -> None:
     for name in iggy_dlq.__all__:
         assert hasattr(iggy_dlq, name), name
     assert iggy_dlq.ENVELOPE_TYPE_NAME == "iggy.dlq.v1.DlqEnvelope"
+
+
+def test_enum_values_of_a_newer_producer_are_kept_as_unknown(envelope_pb2: ModuleType) -> None:
+    message = parse(envelope_pb2, vector("sink_malformed_json"))
+    message.failure.code = 99
+    message.payload_schema = 42
+    envelope = iggy_dlq.decode(message.SerializeToString())
+    assert envelope.failure.code == "UNKNOWN(99)"
+    assert envelope.payload_schema == "UNKNOWN(42)"
