@@ -5,7 +5,9 @@
 #   .venv/                      Python venv with tests/requirements.txt
 #   tests/tools/node_modules/   buf, from the npm package @bufbuild/buf (pinned)
 # Then runs: rustfmt, clippy (-D warnings), rustdoc (-D warnings), every
-# cargo test, buf lint, buf breaking, and pytest.
+# cargo test, buf lint, buf breaking, builds the Python module's wheel with
+# maturin and installs it into .venv, checks its type stubs with
+# mypy.stubtest, and runs pytest (tests/python, bindings-python/tests).
 #
 # Tests that need a real Iggy server run when IGGY_TEST_ADDRESS or
 # IGGY_SERVER_BIN is set, and print why they were skipped otherwise.
@@ -52,7 +54,17 @@ step "buf lint"
 step "buf breaking against tests/schema/baseline.binpb"
 "$BUF" breaking --against tests/schema/baseline.binpb
 
+step "bindings-python: build the wheel (maturin build --release) and install it"
+rm -f target/wheels/iggy_dlq-*.whl
+maturin build --release --quiet --manifest-path bindings-python/Cargo.toml --out target/wheels
+python -m pip install --quiet --force-reinstall --no-deps target/wheels/iggy_dlq-*.whl
+
+step "bindings-python: type stubs (mypy.stubtest iggy_dlq)"
+# From target/, so that mypy keeps its cache there and sees only the installed package.
+(cd target && python -m mypy.stubtest iggy_dlq)
+
 step "pytest"
-python -m pytest -q -W error -p no:cacheprovider tests/python
+python -m pytest -q -rs -W error -p no:cacheprovider tests/python
+python -m pytest -q -rs -W error -p no:cacheprovider bindings-python/tests
 
 step "all checks passed"

@@ -1,0 +1,39 @@
+"""The exceptions and warnings of iggy_dlq.
+
+The native module raises these classes; their messages are those of the
+Rust crate `iggy-dlq-envelope`, which say what was wrong.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DecodeError",
+    "FileFormatError",
+    "IggyDlqError",
+    "InvalidEnvelopeError",
+    "TornTailWarning",
+]
+
+
+class IggyDlqError(Exception):
+    """Base class of every error iggy_dlq raises."""
+
+
+class DecodeError(IggyDlqError, ValueError):
+    """The bytes are not an encoded DLQ envelope: empty, larger than the
+    decoder's limit, or not a protobuf `iggy.dlq.v1.DlqEnvelope`."""
+
+
+class InvalidEnvelopeError(DecodeError):
+    """The bytes decode, but the envelope breaks a rule of the schema (no
+    origin, no failure, a header whose bytes do not fit its kind, ...)."""
+
+
+class FileFormatError(IggyDlqError, ValueError):
+    """A DLQ file does not start with the magic `IGGYDLQ1`, or a record
+    before its end is damaged."""
+
+
+class TornTailWarning(UserWarning):
+    """A DLQ file ended in a torn record (a crash while it was written); the
+    records before it were read, the torn one was skipped."""
