@@ -55,6 +55,7 @@ pub async fn start_dlq(
     dlq: &DlqConfig,
     iggy: Option<(&ConnectionSettings, &IggyConnection)>,
     spool_dir: &std::path::Path,
+    instance_id: &str,
     metrics: &Registry,
 ) -> Result<(DlqProducer, Arc<DlqRoute>), RunError> {
     let destination = match &dlq.target {
@@ -110,6 +111,7 @@ pub async fn start_dlq(
             max_message_size: dlq.max_message_size,
             payload_policy: dlq.payload_policy,
             enqueue_timeout: None,
+            runtime_instance_id: instance_id.to_owned(),
         },
         producer.sender(),
         metrics,
@@ -216,7 +218,15 @@ async fn start_connector(
     let (producer, route) = match &connector.dlq {
         Some(dlq) => {
             let iggy = connection.map(|c| (&config.iggy, c.as_ref()));
-            let (producer, route) = start_dlq(&key, dlq, iggy, &config.spool_dir, metrics).await?;
+            let (producer, route) = start_dlq(
+                &key,
+                dlq,
+                iggy,
+                &config.spool_dir,
+                &config.instance_id,
+                metrics,
+            )
+            .await?;
             (Some(producer), Some(route))
         }
         None => (None, None),

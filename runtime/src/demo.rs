@@ -135,7 +135,8 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
             let dlq_file = options.dir.join("orders.dlq");
             let _ = std::fs::remove_file(&dlq_file);
             let dlq = dlq_config(DlqTarget::File(dlq_file.clone()));
-            let (producer, route) = start_dlq(key, &dlq, None, &options.dir, &metrics).await?;
+            let (producer, route) =
+                start_dlq(key, &dlq, None, &options.dir, &instance_id(), &metrics).await?;
             let runner = start_sink(&options, &target, dlq, route, &metrics)?;
             let commits = Arc::new(Mutex::new(Vec::new()));
             let batches = payloads
@@ -209,6 +210,7 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
                 &dlq,
                 Some((settings, &connection)),
                 &options.dir.join("spool"),
+                &instance_id(),
                 &metrics,
             )
             .await?;
@@ -339,6 +341,10 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
     Ok(out)
 }
 
+fn instance_id() -> String {
+    format!("demo-{}", std::process::id())
+}
+
 fn start_sink(
     options: &DemoOptions,
     target: &Path,
@@ -359,7 +365,7 @@ fn start_sink(
             }),
             dlq: Some(dlq),
             poll_interval: Duration::from_millis(5),
-            instance_id: format!("demo-{}", std::process::id()),
+            instance_id: instance_id(),
         },
         Some(route),
         metrics.connector("orders-demo"),

@@ -294,7 +294,12 @@ impl SinkRunner {
     ) -> Result<Self, SinkError> {
         let plugin = Arc::new(SinkPlugin::load(&spec.plugin_path)?);
         let id = crate::callbacks::next_plugin_id();
-        let config = serde_json::to_vec(&spec.plugin_config).expect("JSON values always encode");
+        let config = serde_json::to_vec(&with_identity(
+            spec.plugin_config.clone(),
+            &spec.key,
+            &spec.name,
+        ))
+        .expect("JSON values always encode");
         plugin.open(id, &config, crate::callbacks::log_callback)?;
         let mut plugin_has_dlq = false;
         if let Some(route) = &route {
@@ -601,6 +606,19 @@ impl SinkRunner {
             tracing::warn!(connector = %self.key, status = rc, "plugin close returned an error");
         }
     }
+}
+
+/// The plugin configuration with the connector's identity, which SDK
+/// plugins put into their envelopes (`connector_key`, `connector_name`),
+/// unless the configuration sets them itself.
+pub fn with_identity(mut config: serde_json::Value, key: &str, name: &str) -> serde_json::Value {
+    if let Some(object) = config.as_object_mut() {
+        object.entry("connector_key").or_insert_with(|| key.into());
+        object
+            .entry("connector_name")
+            .or_insert_with(|| name.into());
+    }
+    config
 }
 
 /// Builds an in-memory batch of `payloads` (the demo, tests).

@@ -105,7 +105,12 @@ impl SourceRunner {
             }
         };
         let id = callbacks::next_plugin_id();
-        let config = serde_json::to_vec(&spec.plugin_config).expect("JSON values always encode");
+        let config = serde_json::to_vec(&crate::sink::with_identity(
+            spec.plugin_config.clone(),
+            &spec.key,
+            &spec.key,
+        ))
+        .expect("JSON values always encode");
         plugin.open(id, &config, state.as_deref(), callbacks::log_callback)?;
         let (tx, batches) = flume::bounded(1);
         callbacks::register_source(id, tx);

@@ -5,7 +5,9 @@
 
 pub mod vectors;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 /// The root of the workspace.
 pub fn workspace_root() -> PathBuf {
@@ -41,4 +43,55 @@ pub fn find_tool(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     }
     eprintln!("SKIPPED {test}: {why}");
     None
+}
+
+/// Builds the fixture plugins (`json-sink`, `lines-source`, `plain-sink`)
+/// once per test binary, into the target directory the tests run from, and
+/// returns the directory that holds them.
+///
+/// # Panics
+///
+/// When cargo cannot build them.
+pub fn fixture_plugins_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test>-<hash>
+        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "-p",
+                "json-sink",
+                "-p",
+                "lines-source",
+                "-p",
+                "plain-sink",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the fixture plugins failed");
+        profile_dir.to_path_buf()
+    })
+}
+
+/// The path of fixture plugin `name` (`json_sink`, `lines_source`,
+/// `plain_sink`), built on first use.
+pub fn fixture_plugin(name: &str) -> PathBuf {
+    fixture_plugins_dir().join(format!(
+        "{}{name}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ))
 }

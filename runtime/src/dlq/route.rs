@@ -115,6 +115,8 @@ pub struct RouteConfig {
     /// How long a submit may wait for room in a full queue before it
     /// reports [`DlqStatus::Unavailable`]; `None` waits as long as it takes.
     pub enqueue_timeout: Option<Duration>,
+    /// This runtime's id, stamped into envelopes that lack it.
+    pub runtime_instance_id: String,
 }
 
 /// The DLQ entry of one connector.
@@ -236,7 +238,7 @@ impl DlqRoute {
             return DlqStatus::ShuttingDown;
         }
         let input = Bytes::copy_from_slice(bytes);
-        let envelope = match Decoder::new().decode(input.clone()) {
+        let mut envelope = match Decoder::new().decode(input.clone()) {
             Ok(envelope) => envelope,
             Err(error) => {
                 ConnectorMetrics::add(&self.metrics.dlq_refused, 1);
@@ -244,6 +246,18 @@ impl DlqRoute {
                 return DlqStatus::InvalidEnvelope;
             }
         };
+        // The runtime, not the plugin, knows which connector and runtime
+        // instance this is.
+        let connector = envelope.connector.as_mut().expect("validated");
+        if connector.key != self.config.connector_key
+            || connector.runtime_instance_id != self.config.runtime_instance_id
+        {
+            connector.key.clone_from(&self.config.connector_key);
+            connector
+                .runtime_instance_id
+                .clone_from(&self.config.runtime_instance_id);
+            return self.enqueue(envelope, None, false);
+        }
         self.enqueue(envelope, Some(input), false)
     }
 
@@ -378,6 +392,7 @@ mod tests {
             max_message_size: 1024,
             payload_policy: PayloadPolicy::Truncate,
             enqueue_timeout: timeout,
+            runtime_instance_id: "runtime-1".into(),
         };
         (DlqRoute::new(config, tx, &Registry::default()), rx)
     }
