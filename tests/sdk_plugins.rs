@@ -3,9 +3,8 @@
 //! a small host that plays the runtime.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use iggy_dlq_envelope::{
@@ -17,7 +16,6 @@ use iggy_dlq_sdk::abi::{
     RawMessage, RawMessages, STATUS_CONNECTOR_ERROR, STATUS_INVALID_CALL, STATUS_OK, Schema,
     SendCallback, TopicMetadata, UserHeaders,
 };
-use iggy_dlq_tests::workspace_root;
 use libloading::Library;
 use serde_json::json;
 
@@ -94,49 +92,14 @@ fn dead_letters(plugin_id: u32) -> Vec<DlqEnvelope> {
 
 // ---- building and loading the plugins ----
 
-/// Builds the three fixture plugins once per test run, into the target
-/// directory the tests themselves run from, and returns where they are.
-fn plugin_dir() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let exe = std::env::current_exe().expect("test executable path");
-        // <target>/<profile>/deps/sdk_plugins-<hash>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(workspace_root())
-            .args([
-                "build",
-                "-p",
-                "json-sink",
-                "-p",
-                "lines-source",
-                "-p",
-                "plain-sink",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir);
-        if profile_dir
-            .file_name()
-            .is_some_and(|name| name == "release")
-        {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the fixture plugins failed");
-        profile_dir.to_path_buf()
-    })
-}
-
 struct Plugin {
     library: Library,
 }
 
 impl Plugin {
     fn load(crate_name: &str) -> Plugin {
-        let path = plugin_dir().join(libloading::library_filename(crate_name));
+        let path =
+            iggy_dlq_tests::fixture_plugins_dir().join(libloading::library_filename(crate_name));
         // SAFETY: the fixture plugins run no initialisation code on load.
         let library = unsafe { Library::new(&path) }
             .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
