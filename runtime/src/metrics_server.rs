@@ -6,16 +6,17 @@ use tokio::net::TcpListener;
 
 use crate::metrics::Registry;
 
-/// Serves `registry` on `address` in the background. A failure to bind is
-/// logged, not fatal: metrics are optional.
-pub async fn spawn(address: &str, registry: Registry) {
+/// Serves `registry` on `address` in the background and returns the bound
+/// address. A failure to bind is logged, not fatal: metrics are optional.
+pub async fn spawn(address: &str, registry: Registry) -> Option<std::net::SocketAddr> {
     let listener = match TcpListener::bind(address).await {
         Ok(listener) => listener,
         Err(error) => {
             tracing::error!(%address, %error, "cannot serve metrics");
-            return;
+            return None;
         }
     };
+    let bound = listener.local_addr().ok();
     tracing::info!(%address, "serving Prometheus metrics at /metrics");
     tokio::spawn(async move {
         loop {
@@ -35,4 +36,30 @@ pub async fn spawn(address: &str, registry: Registry) {
             });
         }
     });
+    bound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::ConnectorMetrics;
+
+    #[tokio::test]
+    async fn a_get_returns_the_counters_in_prometheus_text() {
+        let registry = Registry::default();
+        ConnectorMetrics::add(&registry.connector("orders").spooled, 4);
+        let address = spawn("127.0.0.1:0", registry).await.expect("binds");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+        assert!(
+            response.contains("iggy_dlq_spooled_total{connector=\"orders\"} 4"),
+            "{response}"
+        );
+    }
 }
