@@ -4,7 +4,9 @@
 //! - `iggy-dlq demo [--iggy iggy://user:password@host:port]`: the whole
 //!   dead-letter path on a generated batch.
 //! - `iggy-dlq inspect SOURCE`: print the dead letters of a DLQ file or topic.
+//! - `iggy-dlq stats SOURCE`: count them by stage, code, connector and origin.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -73,6 +75,18 @@ enum Command {
         /// Print at most this many.
         #[arg(long)]
         limit: Option<usize>,
+    },
+    /// Count the dead letters of a DLQ file or topic by failure stage and
+    /// code, connector and origin, with the oldest and newest failure.
+    Stats {
+        /// The DLQ (as for `inspect`).
+        source: String,
+        /// Stream of an Iggy DLQ.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Topic of an Iggy DLQ.
+        #[arg(long)]
+        topic: Option<String>,
     },
 }
 
@@ -158,6 +172,69 @@ async fn execute(command: Command) -> Result<(), String> {
             print!("{report}");
             Ok(())
         }
+        Command::Stats {
+            source,
+            stream,
+            topic,
+        } => {
+            let records = read_dlq(&source, stream, topic).await?;
+            let decoder = Decoder::new().validate(false);
+            let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
+            let (mut oldest, mut newest, mut undecodable) = (u64::MAX, 0, 0);
+            for record in &records {
+                let Ok(envelope) = decoder.decode(record.clone()) else {
+                    undecodable += 1;
+                    continue;
+                };
+                if let Some(f) = &envelope.failure {
+                    let reason = format!(
+                        "{} / {}",
+                        f.stage()
+                            .as_str_name()
+                            .trim_start_matches("FAILURE_STAGE_")
+                            .to_lowercase(),
+                        f.code()
+                            .as_str_name()
+                            .trim_start_matches("ERROR_CODE_")
+                            .to_lowercase()
+                    );
+                    *counts.entry(("stage / code", reason)).or_default() += 1;
+                    if f.first_failed_at_micros > 0 {
+                        oldest = oldest.min(f.first_failed_at_micros);
+                    }
+                    newest = newest.max(f.last_failed_at_micros);
+                }
+                if let Some(c) = &envelope.connector {
+                    *counts.entry(("connector", c.key.clone())).or_default() += 1;
+                }
+                let origin = match &envelope.origin {
+                    Some(Origin::Sink(o)) => format!("{}/{}", o.stream, o.topic),
+                    Some(Origin::Source(o)) => format!("{} {}", o.system, o.resource),
+                    None => "(none)".into(),
+                };
+                *counts.entry(("origin", origin)).or_default() += 1;
+            }
+            println!("{} dead letters", records.len());
+            let mut heading = "";
+            for ((group, value), n) in &counts {
+                if *group != heading {
+                    heading = group;
+                    println!("\nby {group}:");
+                }
+                println!("  {n:>8}  {value}");
+            }
+            if newest > 0 {
+                println!(
+                    "\nfailures from {} to {} (microseconds since the epoch)",
+                    oldest.min(newest),
+                    newest
+                );
+            }
+            if undecodable > 0 {
+                println!("{undecodable} records do not decode as envelopes");
+            }
+            Ok(())
+        }
         Command::Inspect {
             source,
             stream,
@@ -165,23 +242,7 @@ async fn execute(command: Command) -> Result<(), String> {
             json,
             limit,
         } => {
-            let records = if source.starts_with("iggy://") {
-                let (Some(stream), Some(topic)) = (stream, topic) else {
-                    return Err("an Iggy DLQ needs --stream and --topic".into());
-                };
-                let settings = ConnectionSettings::from_connection_string(&source)?;
-                let connection = IggyConnection::connect(&settings)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                read_all(&connection, &stream, &topic)
-                    .await
-                    .map_err(|e| e.to_string())?
-            } else {
-                let path = PathBuf::from(source.strip_prefix("file://").unwrap_or(&source));
-                read_records(&path, 0, usize::MAX)
-                    .map_err(|e| e.to_string())?
-                    .0
-            };
+            let records = read_dlq(&source, stream, topic).await?;
             let decoder = Decoder::new().validate(false);
             for (offset, record) in records
                 .into_iter()
@@ -196,6 +257,31 @@ async fn execute(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+    }
+}
+
+/// The records of a DLQ file (`PATH`, `file://PATH`) or topic (`iggy://...`).
+async fn read_dlq(
+    source: &str,
+    stream: Option<String>,
+    topic: Option<String>,
+) -> Result<Vec<bytes::Bytes>, String> {
+    if source.starts_with("iggy://") {
+        let (Some(stream), Some(topic)) = (stream, topic) else {
+            return Err("an Iggy DLQ needs --stream and --topic".into());
+        };
+        let settings = ConnectionSettings::from_connection_string(source)?;
+        let connection = IggyConnection::connect(&settings)
+            .await
+            .map_err(|e| e.to_string())?;
+        read_all(&connection, &stream, &topic)
+            .await
+            .map_err(|e| e.to_string())
+    } else {
+        let path = PathBuf::from(source.strip_prefix("file://").unwrap_or(source));
+        read_records(&path, 0, usize::MAX)
+            .map(|(records, _)| records)
+            .map_err(|e| e.to_string())
     }
 }
 
