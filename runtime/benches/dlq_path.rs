@@ -51,7 +51,11 @@ fn submit(c: &mut Criterion) {
     );
     let (tracker, _) = route.begin_batch();
     assert_eq!(route.submit(&bytes), DlqStatus::Accepted);
-    rx.try_recv().expect("queued").tracker.expect("tracked").confirm(true);
+    rx.try_recv()
+        .expect("queued")
+        .tracker
+        .expect("tracked")
+        .confirm(true);
     let mut group = c.benchmark_group("runtime_route_submit_1k");
     group.throughput(Throughput::Elements(1));
     // What submit cannot avoid: copy the bytes out of the plugin's buffer

@@ -94,8 +94,14 @@ fn partition(c: &mut Criterion) {
     ] {
         let messages = batch(fail_every);
         let check = writer.partition(&topic, &metadata, &messages, process);
-        assert!(check.undelivered.is_empty(), "the counting DLQ takes every failure");
-        assert_eq!(check.dead_lettered, BATCH.checked_div(fail_every).unwrap_or(0));
+        assert!(
+            check.undelivered.is_empty(),
+            "the counting DLQ takes every failure"
+        );
+        assert_eq!(
+            check.dead_lettered,
+            BATCH.checked_div(fail_every).unwrap_or(0)
+        );
         let mut group = c.benchmark_group(group_name);
         group.throughput(Throughput::Elements(BATCH as u64));
         group.bench_function("baseline_without_dlq", |b| {
