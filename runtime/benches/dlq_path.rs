@@ -30,7 +30,11 @@ fn encoded_envelope(offset: u64) -> Bytes {
             ErrorCode::MalformedPayload,
             "EOF while parsing an object",
         ))
-        .connector(Connector::sink("bench", "Bench", "0.1.0"))
+        // Key and instance id as the route's own: the route passes the
+        // plugin's bytes through without re-encoding.
+        .connector(
+            Connector::sink("bench", "Bench", "0.1.0").with_runtime_instance_id("bench-runtime"),
+        )
         .build()
         .expect("the benchmark envelope is valid")
         .encode_to_bytes()
@@ -45,6 +49,7 @@ fn submit(c: &mut Criterion) {
             max_message_size: 1024 * 1024,
             payload_policy: PayloadPolicy::Truncate,
             enqueue_timeout: None,
+            runtime_instance_id: "bench-runtime".into(),
         },
         tx.clone(),
         &Registry::default(),
