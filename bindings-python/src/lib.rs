@@ -10,12 +10,15 @@
 //!   [`Connector`]), read-only, with Python values of the right type;
 //! - [`decode`] and [`decode_many`];
 //! - [`DlqFileReader`], the records of a DLQ file (`file://PATH`);
+//! - [`IggyTopicReader`], the messages of a DLQ topic on an Iggy server
+//!   (`iggy://...`), read with the runtime's Iggy client
+//!   (`iggy_dlq_runtime::iggy_client`) on a tokio runtime of the extension;
 //! - [`columns`], the envelopes as columns, which `iggy_dlq.to_arrow` turns
 //!   into a `pyarrow.Table`.
 //!
 //! Errors are raised as the exception classes of `iggy_dlq._errors`
-//! (`DecodeError`, `InvalidEnvelopeError`, `FileFormatError`), with the
-//! message of the Rust error.
+//! (`DecodeError`, `InvalidEnvelopeError`, `FileFormatError`,
+//! `IggyConnectionError`, ...), with the message of the Rust error.
 //!
 //! The module is built by maturin from `bindings-python/pyproject.toml`; its
 //! tests are in Python, in `bindings-python/tests`.
@@ -26,6 +29,7 @@ mod convert;
 mod envelope;
 mod errors;
 mod file;
+mod iggy;
 
 use pyo3::prelude::*;
 
@@ -34,6 +38,7 @@ pub use envelope::{
     decode, decode_many,
 };
 pub use file::DlqFileReader;
+pub use iggy::{IggyTopicReader, produce_for_tests};
 
 /// The module `iggy_dlq._native`.
 #[pymodule]
@@ -47,9 +52,15 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Failure>()?;
     m.add_class::<Connector>()?;
     m.add_class::<DlqFileReader>()?;
+    m.add_class::<IggyTopicReader>()?;
     m.add_function(wrap_pyfunction!(decode, m)?)?;
     m.add_function(wrap_pyfunction!(decode_many, m)?)?;
     m.add_function(wrap_pyfunction!(columns, m)?)?;
+    // Private: set as an attribute, so that it stays out of `__all__`.
+    m.setattr(
+        "_produce_for_tests",
+        wrap_pyfunction!(produce_for_tests, m)?,
+    )?;
     m.add(
         "DEFAULT_MAX_ENVELOPE_LEN",
         iggy_dlq_envelope::DEFAULT_MAX_ENVELOPE_LEN,

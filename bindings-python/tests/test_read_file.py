@@ -101,9 +101,23 @@ def test_the_crc_of_these_records_is_what_the_rust_reader_checks() -> None:
     assert struct.unpack("<I", dlq_record(b"123456789")[4:8])[0] == 0xE3069283
 
 
-def test_an_iggy_source_is_not_in_this_build() -> None:
-    with pytest.raises(NotImplementedError, match="not in this build"):
-        iggy_dlq.read("iggy://iggy:iggy@127.0.0.1:8090", stream="dlq", topic="orders")
+def test_an_iggy_source_needs_a_stream_and_a_topic() -> None:
+    # Refused before any connection is tried.
+    with pytest.raises(ValueError, match="needs stream= and topic="):
+        iggy_dlq.read("iggy://iggy:iggy@127.0.0.1:8090", topic="orders")
+    with pytest.raises(ValueError, match="iggy\\+quic:// is not supported"):
+        iggy_dlq.read("iggy+quic://iggy:iggy@127.0.0.1:8090", stream="dlq", topic="orders")
+
+
+def test_partition_is_refused_for_a_file(dlq_path: Path) -> None:
+    with pytest.raises(ValueError, match="iggy:// sources only"):
+        iggy_dlq.read(dlq_path, partition=0)
+
+
+def test_file_records_have_no_partition(dlq_path: Path) -> None:
+    record = next(iggy_dlq.read(dlq_path))
+    assert record.partition is None
+    assert repr(record).startswith("DlqRecord(offset=0, envelope=")
 
 
 def test_an_unknown_scheme_is_refused() -> None:

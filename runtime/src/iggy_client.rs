@@ -14,8 +14,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 use iggy::prelude::{
     Client, Consumer, ConsumerGroupClient, ConsumerOffsetClient, HeaderKey, HeaderValue,
-    Identifier, IggyClient, IggyError, IggyMessage, MessageClient, Partitioning, PollingStrategy,
-    StreamClient, TopicClient, TopicCreateOptions,
+    Identifier, IggyClient, IggyError, IggyMessage, IggyTimestamp, MessageClient, Partitioning,
+    PollingStrategy, StreamClient, TopicClient, TopicCreateOptions,
 };
 
 use crate::dlq::{DlqTransport, TransportError};
@@ -32,7 +32,45 @@ pub struct IggyClientError {
     source: IggyError,
 }
 
+/// What kind of failure an [`IggyClientError`] is, for callers that react
+/// to each differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IggyFailureKind {
+    /// The server cannot be reached, or the connection was lost.
+    Unreachable,
+    /// The server refused the credentials, or the user may not do this.
+    Unauthenticated,
+    /// The stream, topic or partition does not exist.
+    NotFound,
+    /// Anything else the client or the server reported.
+    Other,
+}
+
 impl IggyClientError {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> IggyFailureKind {
+        match self.source {
+            IggyError::CannotEstablishConnection
+            | IggyError::Disconnected
+            | IggyError::NotConnected
+            | IggyError::ConnectionClosed
+            | IggyError::TcpError
+            | IggyError::StaleClient
+            | IggyError::EmptyResponse
+            | IggyError::ClientShutdown => IggyFailureKind::Unreachable,
+            IggyError::InvalidCredentials
+            | IggyError::Unauthenticated
+            | IggyError::Unauthorized => IggyFailureKind::Unauthenticated,
+            IggyError::StreamIdNotFound(_)
+            | IggyError::StreamNameNotFound(_)
+            | IggyError::TopicIdNotFound(..)
+            | IggyError::TopicNameNotFound(..)
+            | IggyError::PartitionNotFound(..) => IggyFailureKind::NotFound,
+            _ => IggyFailureKind::Other,
+        }
+    }
+
     fn new(context: impl Into<String>) -> impl FnOnce(IggyError) -> Self {
         let context = context.into();
         move |source| IggyClientError { context, source }
@@ -292,6 +330,36 @@ impl IggyConnection {
         })
     }
 
+    /// Connects and logs in like [`connect`](Self::connect), but tries to
+    /// reach the server at most `1 + retries` times, a second apart, and
+    /// reconnects as often after a lost connection, instead of forever.
+    /// For interactive tools, where an unreachable server should be an
+    /// error soon.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_with_retries(
+        settings: &ConnectionSettings,
+        retries: u32,
+    ) -> Result<Self, IggyClientError> {
+        let context = format!("cannot connect to Iggy at {}", settings.address);
+        let mut connection_string = settings.connection_string();
+        connection_string.push(if settings.tls { '&' } else { '?' });
+        connection_string.push_str(&format!("reconnection_retries={retries}"));
+        let client = IggyClient::builder_from_connection_string(&connection_string)
+            .and_then(|b| b.build())
+            .map_err(IggyClientError::new(context.clone()))?;
+        client
+            .connect()
+            .await
+            .map_err(IggyClientError::new(context))?;
+        Ok(IggyConnection {
+            client,
+            address: settings.address.clone(),
+        })
+    }
+
     /// The server address.
     pub fn address(&self) -> &str {
         &self.address
@@ -435,6 +503,28 @@ impl IggyConnection {
         Ok(())
     }
 
+    /// Produces `messages` to partition `partition_id` of `stream`/`topic`,
+    /// in order.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub async fn send_to_partition(
+        &self,
+        stream: &str,
+        topic: &str,
+        partition_id: u32,
+        messages: &[OutgoingMessage],
+    ) -> Result<(), IggyClientError> {
+        self.send_with(
+            stream,
+            topic,
+            Partitioning::partition_id(partition_id),
+            messages,
+        )
+        .await
+    }
+
     /// Creates consumer group `group` on `stream`/`topic` if missing, and
     /// joins it.
     ///
@@ -525,6 +615,39 @@ impl IggyConnection {
                 Some(partition_id),
                 &Consumer::new(ident("iggy-dlq-reader")?),
                 &PollingStrategy::offset(offset),
+                count,
+                false,
+            )
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot read `{stream}/{topic}`"
+            )))?;
+        Ok(convert(polled))
+    }
+
+    /// Polls `count` messages of `partition_id`, the first one the first
+    /// whose server timestamp is `timestamp_micros` or later, as a plain
+    /// reader (no group, nothing stored).
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn poll_since(
+        &self,
+        stream: &str,
+        topic: &str,
+        partition_id: u32,
+        timestamp_micros: u64,
+        count: u32,
+    ) -> Result<Polled, IggyClientError> {
+        let polled = self
+            .client
+            .poll_messages(
+                &ident(stream)?,
+                &ident(topic)?,
+                Some(partition_id),
+                &Consumer::new(ident("iggy-dlq-reader")?),
+                &PollingStrategy::timestamp(IggyTimestamp::from(timestamp_micros)),
                 count,
                 false,
             )

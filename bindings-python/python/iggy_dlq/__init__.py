@@ -12,7 +12,11 @@ the same code the connectors' runtime uses.
     >>> print(iggy_dlq.summary(iggy_dlq.read("orders.dlq")))           # doctest: +SKIP
     >>> table = iggy_dlq.to_arrow(iggy_dlq.read("orders.dlq"))         # doctest: +SKIP
 
-Reading from an Iggy server (`iggy://...`) is not in this build yet.
+A DLQ topic on an Iggy server is read the same way:
+
+    >>> for record in iggy_dlq.read("iggy://iggy:secret@127.0.0.1:8090",
+    ...                             stream="dlq", topic="orders"):
+    ...     print(record.partition, record.offset, record.envelope.failure.reason)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from ._analysis import Summary, summary, to_arrow, to_pandas
 from ._errors import (
     DecodeError,
     FileFormatError,
+    IggyConnectionError,
     IggyDlqError,
+    IggyNotFoundError,
+    IggyServerError,
     InvalidEnvelopeError,
     TornTailWarning,
 )
@@ -33,6 +40,7 @@ from ._native import (
     DlqFileReader,
     Failure,
     Header,
+    IggyTopicReader,
     PayloadIntegrity,
     SinkOrigin,
     SourceOrigin,
@@ -53,7 +61,11 @@ __all__ = [
     "Failure",
     "FileFormatError",
     "Header",
+    "IggyConnectionError",
     "IggyDlqError",
+    "IggyNotFoundError",
+    "IggyServerError",
+    "IggyTopicReader",
     "InvalidEnvelopeError",
     "PayloadIntegrity",
     "SinkOrigin",

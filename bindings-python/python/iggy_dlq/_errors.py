@@ -1,7 +1,9 @@
 """The exceptions and warnings of iggy_dlq.
 
 The native module raises these classes; their messages are those of the
-Rust crate `iggy-dlq-envelope`, which say what was wrong.
+Rust crates `iggy-dlq-envelope` and `iggy-dlq-runtime`, which say what was
+wrong. Messages about an Iggy server name its `host:port`, never a password
+or a token.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ from __future__ import annotations
 __all__ = [
     "DecodeError",
     "FileFormatError",
+    "IggyConnectionError",
     "IggyDlqError",
+    "IggyNotFoundError",
+    "IggyServerError",
     "InvalidEnvelopeError",
     "TornTailWarning",
 ]
@@ -32,6 +37,21 @@ class InvalidEnvelopeError(DecodeError):
 class FileFormatError(IggyDlqError, ValueError):
     """A DLQ file does not start with the magic `IGGYDLQ1`, or a record
     before its end is damaged."""
+
+
+class IggyServerError(IggyDlqError):
+    """Reading a DLQ topic from an Iggy server failed; the message names
+    the server (`host:port`) and what was being done."""
+
+
+class IggyConnectionError(IggyServerError):
+    """The Iggy server cannot be reached, refused the credentials, did not
+    answer in time, or the connection was lost."""
+
+
+class IggyNotFoundError(IggyServerError):
+    """The stream, the topic or the partition does not exist on the Iggy
+    server."""
 
 
 class TornTailWarning(UserWarning):

@@ -12,6 +12,7 @@ __all__ = [
     "DlqFileReader",
     "Failure",
     "Header",
+    "IggyTopicReader",
     "PayloadIntegrity",
     "SinkOrigin",
     "SourceOrigin",
@@ -194,6 +195,41 @@ class DlqFileReader:
     def __iter__(self) -> DlqFileReader: ...
     def __next__(self) -> tuple[int, DlqEnvelope]: ...
 
+@final
+class IggyTopicReader:
+    """Iterates over (offset, envelope, partition) for the messages of a DLQ
+    topic on an Iggy server."""
+    def __new__(
+        cls,
+        address: str,
+        stream: str,
+        topic: str,
+        *,
+        offset: int = 0,
+        since_micros: int | None = None,
+        limit: int | None = None,
+        follow: bool = False,
+        partition: int | None = None,
+        poll_interval: float = 0.5,
+    ) -> IggyTopicReader: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def stream(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partitions(self) -> list[int]: ...
+    def close(self) -> None: ...
+    def __iter__(self) -> IggyTopicReader: ...
+    def __next__(self) -> tuple[int, DlqEnvelope, int]: ...
+
 def decode(data: bytes | bytearray | memoryview) -> DlqEnvelope: ...
 def decode_many(data: Iterable[bytes | bytearray | memoryview]) -> list[DlqEnvelope]: ...
 def columns(envelopes: Iterable[DlqEnvelope]) -> dict[str, list[Any]]: ...
+
+# Private, for the tests of iggy_dlq only (not in __all__, not part of the
+# API): writes (partition_id, bytes) messages to stream/topic, creating both.
+def _produce_for_tests(
+    address: str, stream: str, topic: str, partitions: int, messages: list[tuple[int, bytes]]
+) -> None: ...
