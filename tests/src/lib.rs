@@ -3,9 +3,12 @@
 
 #![warn(missing_docs)]
 
+pub mod iggy_server;
 pub mod vectors;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
 
 /// The root of the workspace.
 pub fn workspace_root() -> PathBuf {
@@ -41,4 +44,56 @@ pub fn find_tool(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     }
     eprintln!("SKIPPED {test}: {why}");
     None
+}
+
+/// Builds the fixture plugins of `tests/plugins/` once per test process,
+/// with the cargo that runs the tests, into the target directory the test
+/// runs from, and returns that profile directory (where `libjson_sink.so`,
+/// ... are).
+///
+/// # Panics
+///
+/// When the build fails.
+pub fn built_artifacts() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable path");
+        // <target>/<profile>/deps/<test>-<hash>
+        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(&cargo);
+        build
+            .current_dir(workspace_root())
+            .args([
+                "build",
+                "-p",
+                "json-sink",
+                "-p",
+                "lines-source",
+                "-p",
+                "plain-sink",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir);
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the fixture plugins failed");
+        profile_dir.to_path_buf()
+    })
+}
+
+/// The path of fixture plugin `crate_name` (`json_sink`, `plain_sink`, ...),
+/// built by [`built_artifacts`].
+pub fn fixture_plugin(crate_name: &str) -> PathBuf {
+    built_artifacts().join(format!(
+        "{}{crate_name}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ))
 }
