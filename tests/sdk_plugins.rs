@@ -98,8 +98,7 @@ struct Plugin {
 
 impl Plugin {
     fn load(crate_name: &str) -> Plugin {
-        let path =
-            iggy_dlq_tests::fixture_plugins_dir().join(libloading::library_filename(crate_name));
+        let path = iggy_dlq_tests::built_artifacts().join(libloading::library_filename(crate_name));
         // SAFETY: the fixture plugins run no initialisation code on load.
         let library = unsafe { Library::new(&path) }
             .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));

@@ -155,21 +155,29 @@ impl ConnectionSettings {
         Ok(settings)
     }
 
-    fn connection_string(&self) -> String {
+    fn connection_string(&self, reconnect: bool) -> String {
         let auth = if self.token.is_empty() {
             format!("{}:{}", self.username, self.password)
         } else {
             self.token.clone()
         };
-        let mut s = format!("iggy://{auth}@{}", self.address);
+        let mut options = Vec::new();
         if self.tls {
-            s.push_str("?tls=true");
+            options.push("tls=true".to_owned());
             if !self.tls_ca_file.is_empty() {
-                s.push_str(&format!("&tls_ca_file={}", self.tls_ca_file));
+                options.push(format!("tls_ca_file={}", self.tls_ca_file));
             }
             if !self.tls_domain.is_empty() {
-                s.push_str(&format!("&tls_domain={}", self.tls_domain));
+                options.push(format!("tls_domain={}", self.tls_domain));
             }
+        }
+        if !reconnect {
+            options.push("reconnection_retries=0".to_owned());
+        }
+        let mut s = format!("iggy://{auth}@{}", self.address);
+        if !options.is_empty() {
+            s.push('?');
+            s.push_str(&options.join("&"));
         }
         s
     }
@@ -316,10 +324,33 @@ impl IggyConnection {
     ///
     /// When the server cannot be reached or refuses the credentials.
     pub async fn connect(settings: &ConnectionSettings) -> Result<Self, IggyClientError> {
+        Self::connect_with(settings, true).await
+    }
+
+    /// Connects and logs in, and fails at once, instead of retrying until
+    /// the server is back, when the server cannot be reached now or later.
+    /// What the DLQ producer needs: the client's default reconnects forever,
+    /// so a send during an outage would hang instead of failing over to the
+    /// spool.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or refuses the credentials.
+    pub async fn connect_without_retries(
+        settings: &ConnectionSettings,
+    ) -> Result<Self, IggyClientError> {
+        Self::connect_with(settings, false).await
+    }
+
+    async fn connect_with(
+        settings: &ConnectionSettings,
+        reconnect: bool,
+    ) -> Result<Self, IggyClientError> {
         let context = format!("cannot connect to Iggy at {}", settings.address);
-        let client = IggyClient::builder_from_connection_string(&settings.connection_string())
-            .and_then(|b| b.build())
-            .map_err(IggyClientError::new(context.clone()))?;
+        let client =
+            IggyClient::builder_from_connection_string(&settings.connection_string(reconnect))
+                .and_then(|b| b.build())
+                .map_err(IggyClientError::new(context.clone()))?;
         client
             .connect()
             .await
@@ -344,7 +375,7 @@ impl IggyConnection {
         retries: u32,
     ) -> Result<Self, IggyClientError> {
         let context = format!("cannot connect to Iggy at {}", settings.address);
-        let mut connection_string = settings.connection_string();
+        let mut connection_string = settings.connection_string(true);
         connection_string.push(if settings.tls { '&' } else { '?' });
         connection_string.push_str(&format!("reconnection_retries={retries}"));
         let client = IggyClient::builder_from_connection_string(&connection_string)
@@ -685,6 +716,34 @@ impl IggyConnection {
             )))
     }
 
+    /// The offset `group` last committed in `partition_id`, `None` when it
+    /// committed none there.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn committed_offset(
+        &self,
+        stream: &str,
+        topic: &str,
+        group: &str,
+        partition_id: u32,
+    ) -> Result<Option<u64>, IggyClientError> {
+        let info = self
+            .client
+            .get_consumer_offset(
+                &Consumer::group(ident(group)?),
+                &ident(stream)?,
+                &ident(topic)?,
+                Some(partition_id),
+            )
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot read the offset of `{group}` in `{stream}/{topic}` partition {partition_id}"
+            )))?;
+        Ok(info.map(|i| i.stored_offset))
+    }
+
     /// Disconnects.
     pub async fn close(&self) {
         let _ = self.client.disconnect().await;
@@ -778,7 +837,7 @@ impl IggyDlqTransport {
 
     async fn send_all(&mut self, batch: &[(u64, Bytes)]) -> Result<(), TransportError> {
         if self.connection.is_none() {
-            let connection = IggyConnection::connect(&self.settings)
+            let connection = IggyConnection::connect_without_retries(&self.settings)
                 .await
                 .map_err(|e| TransportError(e.to_string()))?;
             self.connection = Some(connection);

@@ -8,6 +8,12 @@
 //! of the batch is acknowledged by the DLQ topic or synced to disk. A crash
 //! anywhere before the commit consumes the batch again: delivery to the
 //! target and to the DLQ is at least once.
+//!
+//! How many duplicates: each interruption (a crash, a restart, an Iggy
+//! outage that fails a poll or a commit) repeats at most the one batch that
+//! was under way and not committed, so at most `batch_length` messages in the
+//! target and that batch's dead letters in the DLQ. An Iggy failure does not
+//! stop the sink: it waits, rejoins its consumer groups and polls again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -27,6 +33,9 @@ use crate::dlq::DlqRoute;
 use crate::iggy_client::{IggyClientError, IggyConnection, PolledMessage};
 use crate::metrics::ConnectorMetrics;
 use crate::plugin::{PluginError, SinkPlugin};
+
+/// How long a sink waits after an Iggy failure before it polls again.
+const IGGY_RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
 /// Why a sink stopped.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +182,22 @@ impl SinkInput {
             }
             SinkInput::Memory { batches, .. } => Ok(batches.pop_front()),
         }
+    }
+
+    /// Joins the consumer groups again, after the server forgot the
+    /// membership (a server restart, a reconnect).
+    async fn rejoin(&self) -> Result<(), SinkError> {
+        if let SinkInput::Iggy {
+            connection, topics, ..
+        } = self
+        {
+            for sub in topics {
+                connection
+                    .join_group(&sub.stream, &sub.topic, &sub.consumer_group)
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     fn is_exhausted(&self) -> bool {
@@ -354,15 +379,34 @@ impl SinkRunner {
         mut stop: watch::Receiver<bool>,
     ) -> Result<(), SinkError> {
         while !*stop.borrow() {
-            match input.next_batch().await? {
-                Some(batch) => self.process(input, batch).await?,
-                None if input.is_exhausted() => return Ok(()),
-                None => {
+            let result = match input.next_batch().await {
+                Ok(Some(batch)) => self.process(input, batch).await,
+                Ok(None) if input.is_exhausted() => return Ok(()),
+                Ok(None) => {
                     tokio::select! {
                         _ = tokio::time::sleep(self.poll_interval) => {}
                         _ = stop.changed() => {}
                     }
+                    Ok(())
                 }
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(()) => {}
+                // Iggy went away (a restart, a network cut): the batch under
+                // way is not committed and comes again once the group is
+                // rejoined. Anything else stops the connector.
+                Err(SinkError::Iggy(error)) => {
+                    tracing::warn!(connector = %self.key, %error, "Iggy failed; rejoining and polling again");
+                    tokio::select! {
+                        _ = tokio::time::sleep(IGGY_RETRY_BACKOFF) => {}
+                        _ = stop.changed() => {}
+                    }
+                    if let Err(error) = input.rejoin().await {
+                        tracing::warn!(connector = %self.key, %error, "cannot rejoin the consumer group yet");
+                    }
+                }
+                Err(error) => return Err(error),
             }
         }
         Ok(())

@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod iggy_server;
 pub mod vectors;
 
 use std::path::{Path, PathBuf};
@@ -45,14 +46,15 @@ pub fn find_tool(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     None
 }
 
-/// Builds the fixture plugins (`json-sink`, `lines-source`, `plain-sink`)
-/// once per test binary, into the target directory the tests run from, and
-/// returns the directory that holds them.
+/// Builds the fixture plugins of `tests/plugins/` once per test process,
+/// with the cargo that runs the tests, into the target directory the test
+/// runs from, and returns that profile directory (where `libjson_sink.so`,
+/// ... are).
 ///
 /// # Panics
 ///
-/// When cargo cannot build them.
-pub fn fixture_plugins_dir() -> &'static Path {
+/// When the build fails.
+pub fn built_artifacts() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let exe = std::env::current_exe().expect("test executable path");
@@ -60,7 +62,7 @@ pub fn fixture_plugins_dir() -> &'static Path {
         let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
         let target_dir = profile_dir.parent().expect("target dir");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
+        let mut build = Command::new(&cargo);
         build
             .current_dir(workspace_root())
             .args([
@@ -86,11 +88,11 @@ pub fn fixture_plugins_dir() -> &'static Path {
     })
 }
 
-/// The path of fixture plugin `name` (`json_sink`, `lines_source`,
-/// `plain_sink`), built on first use.
-pub fn fixture_plugin(name: &str) -> PathBuf {
-    fixture_plugins_dir().join(format!(
-        "{}{name}.{}",
+/// The path of fixture plugin `crate_name` (`json_sink`, `plain_sink`, ...),
+/// built by [`built_artifacts`].
+pub fn fixture_plugin(crate_name: &str) -> PathBuf {
+    built_artifacts().join(format!(
+        "{}{crate_name}.{}",
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
     ))
