@@ -810,6 +810,11 @@ pub async fn read_all(
     Ok(out)
 }
 
+/// How long the DLQ transport waits for a connection or an acknowledgement
+/// before it counts the send as failed, so that the producer retries and
+/// then spools instead of waiting on a server that is gone.
+pub const DLQ_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The DLQ topic as a [`DlqTransport`], reconnecting after a failure.
 pub struct IggyDlqTransport {
     settings: ConnectionSettings,
@@ -837,9 +842,18 @@ impl IggyDlqTransport {
 
     async fn send_all(&mut self, batch: &[(u64, Bytes)]) -> Result<(), TransportError> {
         if self.connection.is_none() {
-            let connection = IggyConnection::connect_without_retries(&self.settings)
-                .await
-                .map_err(|e| TransportError(e.to_string()))?;
+            let connection = tokio::time::timeout(
+                DLQ_REQUEST_TIMEOUT,
+                IggyConnection::connect_without_retries(&self.settings),
+            )
+            .await
+            .map_err(|_| {
+                TransportError(format!(
+                    "no answer from {} within {DLQ_REQUEST_TIMEOUT:?}",
+                    self.settings.address
+                ))
+            })?
+            .map_err(|e| TransportError(e.to_string()))?;
             self.connection = Some(connection);
         }
         let connection = self.connection.as_ref().expect("connected above");
@@ -859,15 +873,24 @@ impl IggyDlqTransport {
                     headers: None,
                 })
                 .collect();
-            if let Err(error) = connection
-                .send(&self.stream, &self.topic, key, &messages)
-                .await
-            {
-                // Start over with a fresh connection next time.
-                if let Some(c) = self.connection.take() {
-                    c.close().await;
-                }
-                return Err(TransportError(error.to_string()));
+            let sent = tokio::time::timeout(
+                DLQ_REQUEST_TIMEOUT,
+                connection.send(&self.stream, &self.topic, key, &messages),
+            )
+            .await;
+            let error = match sent {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(error.to_string()),
+                Err(_) => Some(format!(
+                    "no acknowledgement from {} within {DLQ_REQUEST_TIMEOUT:?}",
+                    self.settings.address
+                )),
+            };
+            if let Some(error) = error {
+                // Start over with a fresh connection next time; a send that
+                // timed out may or may not have landed (at least once).
+                self.connection = None;
+                return Err(TransportError(error));
             }
             start = end;
         }
