@@ -271,6 +271,7 @@ async fn start_connector(
                 connection,
                 topics,
                 next: 0,
+                reconnect: Some(config.iggy.clone()),
             };
             let task: ConnectorTask = Box::pin(async move {
                 task_runner

@@ -230,6 +230,7 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
                     schema: PayloadSchema::Json,
                 }],
                 next: 0,
+                reconnect: Some(settings.clone()),
             };
             let result = runner.drain(&mut input).await;
             runner.close();

@@ -34,6 +34,10 @@ use crate::iggy_client::{IggyClientError, IggyConnection, PolledMessage};
 use crate::metrics::ConnectorMetrics;
 use crate::plugin::{PluginError, SinkPlugin};
 
+/// How long a sink waits for one answer from Iggy before it treats the
+/// request as failed and connects afresh.
+const IGGY_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a sink waits after an Iggy failure before it polls again.
 const IGGY_RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -47,6 +51,9 @@ pub enum SinkError {
     /// Iggy failed.
     #[error(transparent)]
     Iggy(#[from] IggyClientError),
+    /// Iggy did not answer in time.
+    #[error("no answer from Iggy within the timeout while {0}")]
+    IggyTimeout(String),
     /// Some dead letters of a batch could not be stored; the batch is not
     /// committed and is consumed again at the next start.
     #[error(
@@ -134,6 +141,9 @@ pub enum SinkInput {
         topics: Vec<TopicSubscription>,
         /// Which topic is next.
         next: usize,
+        /// How to connect afresh after Iggy failed (a restart, a cut
+        /// connection); `None` keeps the connection as it is.
+        reconnect: Option<crate::iggy_client::ConnectionSettings>,
     },
     /// Prepared batches (the demo, and tests without a server); commits are
     /// recorded.
@@ -154,18 +164,24 @@ impl SinkInput {
                 connection,
                 topics,
                 next,
+                ..
             } => {
                 for _ in 0..topics.len() {
                     let sub = &topics[*next % topics.len()];
                     *next = (*next + 1) % topics.len();
-                    let polled = connection
-                        .poll_group(
+                    let polled = tokio::time::timeout(
+                        IGGY_REQUEST_TIMEOUT,
+                        connection.poll_group(
                             &sub.stream,
                             &sub.topic,
                             &sub.consumer_group,
                             sub.batch_length,
-                        )
-                        .await?;
+                        ),
+                    )
+                    .await
+                    .map_err(|_| {
+                        SinkError::IggyTimeout(format!("polling {}/{}", sub.stream, sub.topic))
+                    })??;
                     if !polled.messages.is_empty() {
                         return Ok(Some(InputBatch {
                             stream: sub.stream.clone(),
@@ -184,14 +200,31 @@ impl SinkInput {
         }
     }
 
-    /// Joins the consumer groups again, after the server forgot the
-    /// membership (a server restart, a reconnect).
-    async fn rejoin(&self) -> Result<(), SinkError> {
+    /// Connects afresh (when it knows how) and joins the consumer groups
+    /// again, after Iggy failed: a restarted server forgets the membership,
+    /// and a client that reconnected by itself keeps a session the server
+    /// no longer knows.
+    async fn rejoin(&mut self) -> Result<(), SinkError> {
         if let SinkInput::Iggy {
-            connection, topics, ..
+            connection,
+            topics,
+            reconnect,
+            ..
         } = self
         {
-            for sub in topics {
+            if let Some(settings) = reconnect {
+                let fresh = tokio::time::timeout(
+                    IGGY_REQUEST_TIMEOUT,
+                    IggyConnection::connect_without_retries(settings),
+                )
+                .await
+                .map_err(|_| {
+                    SinkError::IggyTimeout(format!("connecting to {}", settings.address))
+                })??;
+                let old = std::mem::replace(connection, Arc::new(fresh));
+                old.close().await;
+            }
+            for sub in topics.iter() {
                 connection
                     .join_group(&sub.stream, &sub.topic, &sub.consumer_group)
                     .await?;
@@ -207,15 +240,18 @@ impl SinkInput {
     async fn commit(&self, batch: &InputBatch, offset: u64) -> Result<(), SinkError> {
         match self {
             SinkInput::Iggy { connection, .. } => {
-                connection
-                    .commit(
+                tokio::time::timeout(
+                    IGGY_REQUEST_TIMEOUT,
+                    connection.commit(
                         &batch.stream,
                         &batch.topic,
                         &batch.consumer_group,
                         batch.partition_id,
                         offset,
-                    )
-                    .await?;
+                    ),
+                )
+                .await
+                .map_err(|_| SinkError::IggyTimeout(format!("committing offset {offset}")))??;
             }
             SinkInput::Memory { commits, .. } => {
                 commits
@@ -396,7 +432,7 @@ impl SinkRunner {
                 // Iggy went away (a restart, a network cut): the batch under
                 // way is not committed and comes again once the group is
                 // rejoined. Anything else stops the connector.
-                Err(SinkError::Iggy(error)) => {
+                Err(error @ (SinkError::Iggy(_) | SinkError::IggyTimeout(_))) => {
                     tracing::warn!(connector = %self.key, %error, "Iggy failed; rejoining and polling again");
                     tokio::select! {
                         _ = tokio::time::sleep(IGGY_RETRY_BACKOFF) => {}
