@@ -178,10 +178,7 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
                     .await
                     .map_err(RunError::from)?,
             );
-            let stream = format!(
-                "iggy-dlq-demo-{}",
-                iggy_dlq_envelope::now_micros() / 1_000_000
-            );
+            let stream = format!("iggy-dlq-demo-{}", iggy_dlq_envelope::now_micros());
             connection
                 .ensure_topic(&stream, "orders", 1, true)
                 .await
