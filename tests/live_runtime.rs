@@ -596,8 +596,9 @@ async fn a_plugin_without_the_dlq_symbol_runs_and_its_unprotected_messages_are_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: after the server restarts, the sink stalls after its first failed \
-            commit even with a fresh connection and bounded waits; run with --ignored"]
+#[ignore = "known failure: after the server restarts, the sink reconnects and then hangs in \
+            joining its group, where even a 10 s timeout never fires (a blocked worker thread, \
+            apparently inside the Iggy client); run with --ignored"]
 async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(

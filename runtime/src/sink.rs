@@ -213,6 +213,7 @@ impl SinkInput {
         } = self
         {
             if let Some(settings) = reconnect {
+                tracing::debug!(address = %settings.address, "connecting afresh");
                 let fresh = tokio::time::timeout(
                     IGGY_REQUEST_TIMEOUT,
                     IggyConnection::connect_without_retries(settings),
@@ -222,12 +223,19 @@ impl SinkInput {
                     SinkError::IggyTimeout(format!("connecting to {}", settings.address))
                 })??;
                 let old = std::mem::replace(connection, Arc::new(fresh));
+                tracing::debug!("connected afresh; closing the old connection");
                 old.close().await;
             }
+            tracing::debug!("rejoining the consumer groups");
             for sub in topics.iter() {
-                connection
-                    .join_group(&sub.stream, &sub.topic, &sub.consumer_group)
-                    .await?;
+                tokio::time::timeout(
+                    IGGY_REQUEST_TIMEOUT,
+                    connection.join_group(&sub.stream, &sub.topic, &sub.consumer_group),
+                )
+                .await
+                .map_err(|_| {
+                    SinkError::IggyTimeout(format!("joining consumer group {}", sub.consumer_group))
+                })??;
             }
         }
         Ok(())
@@ -438,6 +446,7 @@ impl SinkRunner {
                         _ = tokio::time::sleep(IGGY_RETRY_BACKOFF) => {}
                         _ = stop.changed() => {}
                     }
+                    tracing::debug!(connector = %self.key, "rejoining");
                     if let Err(error) = input.rejoin().await {
                         tracing::warn!(connector = %self.key, %error, "cannot rejoin the consumer group yet");
                     }
