@@ -638,22 +638,14 @@ impl IggyConnection {
         offset: u64,
         count: u32,
     ) -> Result<Polled, IggyClientError> {
-        let polled = self
-            .client
-            .poll_messages(
-                &ident(stream)?,
-                &ident(topic)?,
-                Some(partition_id),
-                &Consumer::new(ident("iggy-dlq-reader")?),
-                &PollingStrategy::offset(offset),
-                count,
-                false,
-            )
-            .await
-            .map_err(IggyClientError::new(format!(
-                "cannot read `{stream}/{topic}`"
-            )))?;
-        Ok(convert(polled))
+        self.read_partition(
+            stream,
+            topic,
+            partition_id,
+            PollingStrategy::offset(offset),
+            count,
+        )
+        .await
     }
 
     /// Polls `count` messages of `partition_id`, the first one the first
@@ -671,6 +663,20 @@ impl IggyConnection {
         timestamp_micros: u64,
         count: u32,
     ) -> Result<Polled, IggyClientError> {
+        let strategy = PollingStrategy::timestamp(IggyTimestamp::from(timestamp_micros));
+        self.read_partition(stream, topic, partition_id, strategy, count)
+            .await
+    }
+
+    /// Polls one partition as a plain reader (no group, nothing stored).
+    async fn read_partition(
+        &self,
+        stream: &str,
+        topic: &str,
+        partition_id: u32,
+        strategy: PollingStrategy,
+        count: u32,
+    ) -> Result<Polled, IggyClientError> {
         let polled = self
             .client
             .poll_messages(
@@ -678,7 +684,7 @@ impl IggyConnection {
                 &ident(topic)?,
                 Some(partition_id),
                 &Consumer::new(ident("iggy-dlq-reader")?),
-                &PollingStrategy::timestamp(IggyTimestamp::from(timestamp_micros)),
+                &strategy,
                 count,
                 false,
             )
