@@ -100,6 +100,8 @@ struct Batch {
 struct Buffered {
     origin_offset: u64,
     from_runtime: bool,
+    /// Failure stage and code, counted when the letter is queued.
+    reason: (i32, i32),
     letter: DeadLetter,
 }
 
@@ -215,6 +217,9 @@ impl DlqRoute {
         for b in buffered {
             let tracker = b.letter.tracker.clone();
             if result.is_ok() && self.tx.send_async(b.letter).await.is_ok() {
+                // Counted here, not at submit: a failed attempt's letters
+                // are discarded before they get this far.
+                self.metrics.count_dead_letter(b.reason.0, b.reason.1);
                 continue;
             }
             result = Err(DlqStatus::ShuttingDown);
@@ -319,9 +324,9 @@ impl DlqRoute {
             buffer.push(Buffered {
                 origin_offset: envelope.sink_origin().map_or(u64::MAX, |o| o.offset),
                 from_runtime,
+                reason: (stage, code),
                 letter,
             });
-            self.metrics.count_dead_letter(stage, code);
             return DlqStatus::Accepted;
         }
         drop(current);
@@ -489,6 +494,8 @@ mod tests {
         let offsets: Vec<u64> = rx.drain().map(|l| offset_of(&l)).collect();
         assert_eq!(offsets, vec![3, 5, 7]);
         assert_eq!((tracker.total(), tracker.pending()), (3, 3));
+        // The discarded attempt's letters are not counted as dead letters.
+        assert_eq!(ConnectorMetrics::get(&route.metrics.dead_lettered), 3);
     }
 
     #[test]
