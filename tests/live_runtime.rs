@@ -19,7 +19,8 @@ use iggy_dlq_runtime::dlq::{
     DlqProducer, DlqProducerConfig, DlqRoute, DlqStatus, RouteConfig, Spool, read_records,
 };
 use iggy_dlq_runtime::iggy_client::{
-    ConnectionSettings, Headers, IggyConnection, IggyDlqTransport, OutgoingMessage, read_all,
+    ConnectionSettings, GroupJoin, GroupMember, Headers, IggyConnection, IggyDlqTransport,
+    OutgoingMessage, read_all,
 };
 use iggy_dlq_runtime::metrics::{ConnectorMetrics, Registry};
 use iggy_dlq_tests::fixture_plugin;
@@ -113,6 +114,18 @@ impl Setup {
     /// with a DLQ topic `orders-dlq` in the same stream; returns the loaded
     /// config.
     fn config(&self, server: &IggyServer, plugin: &Path) -> Config {
+        self.config_with(server, plugin, "", "")
+    }
+
+    /// As [`config`](Self::config), with lines added to `[plugin_config]`
+    /// and to `[dlq]`.
+    fn config_with(
+        &self,
+        server: &IggyServer,
+        plugin: &Path,
+        plugin_config: &str,
+        dlq_config: &str,
+    ) -> Config {
         let dir = self.dir.path();
         std::fs::create_dir_all(dir.join("connectors")).unwrap();
         std::fs::write(
@@ -145,9 +158,11 @@ consumer_group = "{group}"
 path = "{target}"
 required_field = "order_id"
 connector_key = "{key}"
+{plugin_config}
 [dlq]
 stream = "{stream}"
 topic = "orders-dlq"
+{dlq_config}
 "#,
                 key = self.key,
                 plugin = plugin.display(),
@@ -369,7 +384,7 @@ async fn the_iggy_client_creates_topics_round_trips_headers_and_redelivers_uncom
         })
         .collect();
     connection.send(&stream, "jobs", 0, &jobs).await.unwrap();
-    connection
+    let _ = connection
         .join_group(&stream, "jobs", "workers")
         .await
         .unwrap();
@@ -394,7 +409,7 @@ async fn the_iggy_client_creates_topics_round_trips_headers_and_redelivers_uncom
     // once the server has let the old member go.
     connection.close().await;
     let restarted = connect(&server).await;
-    restarted
+    let _ = restarted
         .join_group(&stream, "jobs", "workers")
         .await
         .unwrap();
@@ -428,7 +443,7 @@ async fn the_iggy_client_creates_topics_round_trips_headers_and_redelivers_uncom
 
     restarted.close().await;
     let third = connect(&server).await;
-    third.join_group(&stream, "jobs", "workers").await.unwrap();
+    let _ = third.join_group(&stream, "jobs", "workers").await.unwrap();
     let after_commit = poll_until_some(&third, &stream, "jobs", "workers").await;
     assert_eq!(
         offsets(&after_commit),
@@ -596,9 +611,6 @@ async fn a_plugin_without_the_dlq_symbol_runs_and_its_unprotected_messages_are_c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known failure: after the server restarts, the sink reconnects and then hangs in \
-            joining its group, where even a 10 s timeout never fires (a blocked worker thread, \
-            apparently inside the Iggy client); run with --ignored"]
 async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(
@@ -614,20 +626,33 @@ async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
     let connection = connect(&server).await;
     produce(&connection, &setup.stream, "orders", N).await;
     connection.close().await;
-    let config = setup.config(&server, &fixture_plugin("json_sink"));
+    // The batch of offset 3,100 stalls in the plugin for 1 s, and the server
+    // goes away meanwhile for 4 s. The batch's dead letter then meets a
+    // stopped server: a send waits 1 s, is retried once, and the letter goes
+    // to the spool; the batch's commit fails, and the batch comes again
+    // after the server is back.
+    let marker = setup.dir.path().join("stalled");
+    let config = setup.config_with(
+        &server,
+        &fixture_plugin("json_sink"),
+        &format!(
+            "stall_at_offset = 3100\nstall_ms = 1000\nstall_marker = \"{}\"",
+            marker.display()
+        ),
+        "send_timeout = \"1s\"\nsend_retries = 1",
+    );
 
     let started = Instant::now();
     let (stop, stop_rx) = watch::channel(false);
     let run = tokio::spawn(app::run(config, stop_rx));
-    // Let a third of the messages through, then take the server away.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while setup.target_ids().len() < 3_000 {
+    while !marker.exists() {
         assert!(Instant::now() < deadline, "no progress before the outage");
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     tokio::task::block_in_place(|| server.stop());
     let at_stop = setup.target_ids().len();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
     tokio::task::block_in_place(|| server.start());
     let outage_end = started.elapsed();
 
@@ -691,14 +716,23 @@ async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
         "{dlq_duplicates} DLQ duplicates"
     );
     assert_eq!(setup.committed(&connection).await, Some(N - 1));
+    let (spooled, drained) = (
+        metric(&report, "orders", |m| &m.spooled),
+        metric(&report, "orders", |m| &m.drained),
+    );
+    assert!(
+        spooled >= 1,
+        "the stalled batch's dead letter met a stopped server and was spooled:\n{}",
+        report.metrics.summary()
+    );
+    assert_eq!(drained, spooled, "the spool was drained");
     eprintln!(
         "live_runtime: outage after {at_stop} target lines, server back at {outage_end:.2?}; \
          {N} messages, {} target lines ({duplicates} duplicates), {} dead letters \
-         ({dlq_duplicates} duplicates), spooled {}, drained {}, done in {elapsed:.2?}",
+         ({dlq_duplicates} duplicates), spooled {spooled}, drained {drained}, done in \
+         {elapsed:.2?}",
         ids.len(),
         offsets.len(),
-        metric(&report, "orders", |m| &m.spooled),
-        metric(&report, "orders", |m| &m.drained),
     );
 }
 
@@ -724,6 +758,8 @@ fn spool_dlq_config(stream: &str) -> DlqConfig {
         batch_length: 10,
         linger: Duration::from_millis(1),
         queue_capacity: 1000,
+        send_timeout: iggy_dlq_runtime::iggy_client::DLQ_REQUEST_TIMEOUT,
+        send_retries: 3,
     }
 }
 
@@ -915,4 +951,82 @@ async fn dead_letters_spooled_by_a_killed_runtime_reach_the_dlq_after_restart() 
          runtime killed, all {N} in the DLQ topic after the restart ({:.2?} in all)",
         started.elapsed()
     );
+}
+
+// ---- consumer group members left over from a server restart ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_with_members_left_over_from_a_restart_is_recreated_with_its_offsets() {
+    let Some(mut server) = IggyServer::find_restartable("live_runtime::stale_group_members") else {
+        return;
+    };
+    let stream = unique_name("stale");
+    let before = connect(&server).await;
+    produce(&before, &stream, "orders", 100).await;
+    assert!(matches!(
+        before.join_group(&stream, "orders", "g").await.unwrap(),
+        GroupJoin::Joined
+    ));
+    let polled = before.poll_group(&stream, "orders", "g", 50).await.unwrap();
+    assert_eq!(polled.messages.len(), 50);
+    before.commit(&stream, "orders", "g", 0, 41).await.unwrap();
+
+    // The restart ends `before`'s session but not its membership: the server
+    // still shows a member holding partition 0.
+    tokio::task::block_in_place(|| server.stop());
+    tokio::task::block_in_place(|| server.start());
+    let after = connect(&server).await;
+    let members = after.group_members(&stream, "orders", "g").await.unwrap();
+    assert_eq!(
+        members.as_deref().map(<[_]>::len),
+        Some(1),
+        "this server keeps the member of the session from before the restart: {members:?}"
+    );
+
+    match after.join_group(&stream, "orders", "g").await.unwrap() {
+        GroupJoin::Repaired(repair) => {
+            assert_eq!(repair.stale_members, 1);
+            assert_eq!(repair.restored_offsets, vec![(0, 41)]);
+        }
+        other => panic!("expected the group to be repaired, got {other:?}"),
+    }
+    assert_eq!(
+        after.group_members(&stream, "orders", "g").await.unwrap(),
+        Some(vec![GroupMember {
+            id: 0,
+            partitions: vec![0]
+        }]),
+        "one member, the live one, with the partition"
+    );
+    assert_eq!(
+        after
+            .committed_offset(&stream, "orders", "g", 0)
+            .await
+            .unwrap(),
+        Some(41),
+        "the committed offset survives the repair"
+    );
+    let next = after.poll_group(&stream, "orders", "g", 10).await.unwrap();
+    assert_eq!(
+        next.messages.iter().map(|m| m.offset).collect::<Vec<_>>(),
+        (42..52).collect::<Vec<_>>(),
+        "the group goes on after its committed offset"
+    );
+
+    // A second live member is not stale: joining beside it repairs nothing.
+    let beside = connect(&server).await;
+    assert!(matches!(
+        beside.join_group(&stream, "orders", "g").await.unwrap(),
+        GroupJoin::Joined
+    ));
+    assert_eq!(
+        after
+            .group_members(&stream, "orders", "g")
+            .await
+            .unwrap()
+            .map(|m| m.len()),
+        Some(2)
+    );
+    beside.close().await;
+    after.close().await;
 }

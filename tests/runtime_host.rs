@@ -40,6 +40,8 @@ fn dlq_config(target: DlqTarget, policy: BatchFailurePolicy) -> DlqConfig {
         batch_length: 100,
         linger: Duration::from_millis(1),
         queue_capacity: 64,
+        send_timeout: Duration::from_secs(5),
+        send_retries: 3,
     }
 }
 

@@ -88,7 +88,8 @@ pub async fn start_dlq(
                 );
             }
             let transport =
-                IggyDlqTransport::new(settings.clone(), stream.clone(), topic.clone(), None);
+                IggyDlqTransport::new(settings.clone(), stream.clone(), topic.clone(), None)
+                    .with_timeout(dlq.send_timeout);
             Destination::Iggy {
                 transport: Box::new(transport),
                 spool,
@@ -101,6 +102,7 @@ pub async fn start_dlq(
             batch_length: dlq.batch_length,
             linger: dlq.linger,
             queue_capacity: dlq.queue_capacity,
+            max_retries: dlq.send_retries,
             ..DlqProducerConfig::default()
         },
         metrics.connector(key),
@@ -243,7 +245,10 @@ async fn start_connector(
                     .clone()
                     .unwrap_or_else(|| format!("iggy-dlq-sink-{key}"));
                 for topic in &stream.topics {
-                    connection.join_group(&stream.stream, topic, &group).await?;
+                    connection
+                        .join_group(&stream.stream, topic, &group)
+                        .await?
+                        .log(&key, &stream.stream, topic, &group);
                     topics.push(TopicSubscription {
                         stream: stream.stream.clone(),
                         topic: topic.clone(),

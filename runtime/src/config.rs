@@ -290,6 +290,13 @@ pub struct DlqSection {
     /// Queue between plugin and producer.
     #[serde(default = "default_queue")]
     pub queue_capacity: usize,
+    /// How long one send to the DLQ topic may wait for a connection or an
+    /// acknowledgement before it counts as failed.
+    #[serde(default = "default_send_timeout")]
+    pub send_timeout: String,
+    /// Retries of a failed send before the dead letters go to the spool.
+    #[serde(default = "default_send_retries")]
+    pub send_retries: u32,
 }
 
 fn default_target() -> String {
@@ -318,6 +325,12 @@ fn default_linger() -> String {
 }
 fn default_queue() -> usize {
     10_000
+}
+fn default_send_timeout() -> String {
+    "5s".into()
+}
+fn default_send_retries() -> u32 {
+    3
 }
 
 /// Where a connector's dead letters go.
@@ -359,6 +372,10 @@ pub struct DlqConfig {
     pub linger: Duration,
     /// Queue capacity.
     pub queue_capacity: usize,
+    /// How long one send to the DLQ topic may wait.
+    pub send_timeout: Duration,
+    /// Retries of a failed send before spooling.
+    pub send_retries: u32,
 }
 
 /// A connector, checked.
@@ -701,6 +718,11 @@ fn dlq_config(path: &Path, base: &Path, d: &DlqSection) -> Result<DlqConfig, Con
             "batch_length and queue_capacity must be at least 1",
         ));
     }
+    let send_timeout =
+        parse_duration(&d.send_timeout).map_err(|p| invalid(path, "dlq.send_timeout", p))?;
+    if send_timeout.is_zero() {
+        return Err(invalid(path, "dlq.send_timeout", "must be longer than 0"));
+    }
     Ok(DlqConfig {
         target,
         partitions: d.partitions,
@@ -714,6 +736,8 @@ fn dlq_config(path: &Path, base: &Path, d: &DlqSection) -> Result<DlqConfig, Con
         batch_length: d.batch_length,
         linger: parse_duration(&d.linger).map_err(|p| invalid(path, "dlq.linger", p))?,
         queue_capacity: d.queue_capacity,
+        send_timeout,
+        send_retries: d.send_retries,
     })
 }
 
@@ -770,6 +794,8 @@ topic = "orders-dlq"
         );
         assert_eq!(dlq.payload_policy, PayloadPolicy::Truncate);
         assert_eq!(dlq.on_batch_failure, BatchFailurePolicy::DeadLetter);
+        assert_eq!(dlq.send_timeout, Duration::from_secs(5));
+        assert_eq!(dlq.send_retries, 3);
         assert_eq!(c.path.extension().unwrap(), std::env::consts::DLL_EXTENSION);
     }
 
@@ -818,6 +844,23 @@ topic = "orders-dlq"
         );
         let err = load_connector(&size, dir.path()).unwrap_err().to_string();
         assert!(err.contains("dlq.max_message_size"), "{err}");
+
+        for (value, why) in [("\"0s\"", "longer than 0"), ("\"soon\"", "soon")] {
+            let timeout = write(
+                dir.path(),
+                "timeout.toml",
+                &SINK.replace("[dlq]", &format!("[dlq]\nsend_timeout = {value}")),
+            );
+            let err = load_connector(&timeout, dir.path())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("timeout.toml")
+                    && err.contains("dlq.send_timeout")
+                    && err.contains(why),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -107,6 +107,8 @@ fn dlq_config(target: DlqTarget) -> DlqConfig {
         batch_length: 1000,
         linger: Duration::from_millis(2),
         queue_capacity: 10_000,
+        send_timeout: crate::iggy_client::DLQ_REQUEST_TIMEOUT,
+        send_retries: 3,
     }
 }
 
@@ -216,7 +218,8 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
             connection
                 .join_group(&stream, "orders", group)
                 .await
-                .map_err(RunError::from)?;
+                .map_err(RunError::from)?
+                .log(key, &stream, "orders", group);
             let mut input = SinkInput::Iggy {
                 connection: connection.clone(),
                 topics: vec![TopicSubscription {

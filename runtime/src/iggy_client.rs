@@ -15,7 +15,7 @@ use bytes::Bytes;
 use iggy::prelude::{
     Client, Consumer, ConsumerGroupClient, ConsumerOffsetClient, HeaderKey, HeaderValue,
     Identifier, IggyClient, IggyError, IggyMessage, IggyTimestamp, MessageClient, Partitioning,
-    PollingStrategy, StreamClient, TopicClient, TopicCreateOptions,
+    PollingStrategy, StreamClient, SystemClient, TopicClient, TopicCreateOptions,
 };
 
 use crate::dlq::{DlqTransport, TransportError};
@@ -181,6 +181,64 @@ impl ConnectionSettings {
         }
         s
     }
+}
+
+/// What [`IggyConnection::join_group`] did.
+#[derive(Debug)]
+#[must_use = "a repaired group is worth a log line"]
+pub enum GroupJoin {
+    /// Joined; the group has no stale members.
+    Joined,
+    /// Joined after recreating the group, which had stale members.
+    Repaired(GroupRepair),
+    /// Joined, but the group could not be checked for stale members
+    /// (usually: no permission to list the server's clients).
+    NotChecked(IggyClientError),
+}
+
+impl GroupJoin {
+    /// Logs what the join found, for `connector`: a warning for a repaired
+    /// group, a debug line for one that could not be checked.
+    pub fn log(&self, connector: &str, stream: &str, topic: &str, group: &str) {
+        match self {
+            GroupJoin::Joined => {}
+            GroupJoin::Repaired(repair) => tracing::warn!(
+                connector,
+                group,
+                stream,
+                topic,
+                stale_members = repair.stale_members,
+                restored_offsets = ?repair.restored_offsets,
+                "the consumer group kept members of sessions that no longer exist (left over \
+                 from a server restart) and would never be given their partitions back; \
+                 recreated it and stored its committed offsets again"
+            ),
+            GroupJoin::NotChecked(error) => tracing::debug!(
+                connector,
+                group,
+                %error,
+                "joined the consumer group without checking it for stale members"
+            ),
+        }
+    }
+}
+
+/// A consumer group recreated by [`IggyConnection::join_group`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRepair {
+    /// Members the server kept for sessions that no longer exist.
+    pub stale_members: usize,
+    /// The committed offsets stored again, as (partition, offset).
+    pub restored_offsets: Vec<(u32, u64)>,
+}
+
+/// A member of a consumer group, as the server sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// The server's id of the member (its client session).
+    pub id: u32,
+    /// The partitions assigned to it.
+    pub partitions: Vec<u32>,
 }
 
 /// One message polled from a topic, in the shape the plugin ABI needs.
@@ -556,8 +614,26 @@ impl IggyConnection {
         .await
     }
 
-    /// Creates consumer group `group` on `stream`/`topic` if missing, and
-    /// joins it.
+    /// Joins consumer group `group` of `stream`/`topic`, creating the group
+    /// when it does not exist, and repairs it when the server still counts
+    /// members whose sessions are gone.
+    ///
+    /// A server restart leaves the consumer group members of the sessions
+    /// from before it in place (Iggy 0.9.0-edge servers journal membership
+    /// but not the disconnects a shutdown implies), and such a member keeps
+    /// its partitions forever: a member that joins afresh is assigned none
+    /// and polls nothing. When the group has more members than there are
+    /// live clients in it, this reads the group's committed offsets,
+    /// recreates the group, joins it and stores the offsets again, and says
+    /// so in the returned [`GroupRepair`]. Live members of other clients
+    /// lose their membership too and must join again (the sink does on the
+    /// next failed poll). A crash between the recreation and the restore
+    /// loses the offsets, so the group starts again from the beginning:
+    /// duplicates, never loss.
+    ///
+    /// Finding such members needs the permission to list the server's
+    /// clients; without it, the group is joined as it is and the check is
+    /// reported as not done.
     ///
     /// # Errors
     ///
@@ -567,11 +643,57 @@ impl IggyConnection {
         stream: &str,
         topic: &str,
         group: &str,
-    ) -> Result<(), IggyClientError> {
+    ) -> Result<GroupJoin, IggyClientError> {
         let (s, t, g) = (ident(stream)?, ident(topic)?, ident(group)?);
+        self.join_or_create(&s, &t, &g, group).await?;
+        let stale = match self.stale_members(&s, &t, &g, group).await {
+            Ok(Some(0)) | Ok(None) => return Ok(GroupJoin::Joined),
+            Ok(Some(stale)) => stale,
+            Err(error) => return Ok(GroupJoin::NotChecked(error)),
+        };
+        let partitions = self
+            .client
+            .get_topic(&s, &t)
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot look up topic `{stream}/{topic}`"
+            )))?
+            .map_or(0, |details| details.partitions_count);
+        let mut offsets = Vec::new();
+        for partition in 0..partitions {
+            if let Some(offset) = self
+                .committed_offset(stream, topic, group, partition)
+                .await?
+            {
+                offsets.push((partition, offset));
+            }
+        }
+        self.client
+            .delete_consumer_group(&s, &t, &g)
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot recreate consumer group `{group}`: deleting it failed"
+            )))?;
+        self.join_or_create(&s, &t, &g, group).await?;
+        for &(partition, offset) in &offsets {
+            self.commit(stream, topic, group, partition, offset).await?;
+        }
+        Ok(GroupJoin::Repaired(GroupRepair {
+            stale_members: stale,
+            restored_offsets: offsets,
+        }))
+    }
+
+    async fn join_or_create(
+        &self,
+        s: &Identifier,
+        t: &Identifier,
+        g: &Identifier,
+        group: &str,
+    ) -> Result<(), IggyClientError> {
         let exists = self
             .client
-            .get_consumer_group(&s, &t, &g)
+            .get_consumer_group(s, t, g)
             .await
             .map_err(IggyClientError::new(format!(
                 "cannot look up consumer group `{group}`"
@@ -579,18 +701,107 @@ impl IggyConnection {
             .is_some();
         if !exists {
             self.client
-                .create_consumer_group(&s, &t, group)
+                .create_consumer_group(s, t, group)
                 .await
                 .map_err(IggyClientError::new(format!(
                     "cannot create consumer group `{group}`"
                 )))?;
         }
         self.client
-            .join_consumer_group(&s, &t, &g)
+            .join_consumer_group(s, t, g)
             .await
             .map_err(IggyClientError::new(format!(
                 "cannot join consumer group `{group}`"
             )))
+    }
+
+    /// How many members of the group belong to no live client; `None` when
+    /// the group or its topic is gone.
+    async fn stale_members(
+        &self,
+        s: &Identifier,
+        t: &Identifier,
+        g: &Identifier,
+        group: &str,
+    ) -> Result<Option<usize>, IggyClientError> {
+        let context = || format!("cannot check consumer group `{group}` for stale members");
+        let Some(details) = self
+            .client
+            .get_consumer_group(s, t, g)
+            .await
+            .map_err(IggyClientError::new(context()))?
+        else {
+            return Ok(None);
+        };
+        let (Some(stream), Some(topic)) = (
+            self.client
+                .get_stream(s)
+                .await
+                .map_err(IggyClientError::new(context()))?,
+            self.client
+                .get_topic(s, t)
+                .await
+                .map_err(IggyClientError::new(context()))?,
+        ) else {
+            return Ok(None);
+        };
+        let mut live = 0;
+        for client in self
+            .client
+            .get_clients()
+            .await
+            .map_err(IggyClientError::new(context()))?
+        {
+            if client.consumer_groups_count == 0 {
+                continue;
+            }
+            let Some(client) = self
+                .client
+                .get_client(client.client_id)
+                .await
+                .map_err(IggyClientError::new(context()))?
+            else {
+                continue;
+            };
+            live += client
+                .consumer_groups
+                .iter()
+                .filter(|m| {
+                    m.stream_id == stream.id && m.topic_id == topic.id && m.group_id == details.id
+                })
+                .count();
+        }
+        Ok(Some(details.members.len().saturating_sub(live)))
+    }
+
+    /// The members of consumer group `group` and the partitions each is
+    /// assigned, as the server sees them; `None` when there is no such group.
+    ///
+    /// # Errors
+    ///
+    /// When the server fails.
+    pub async fn group_members(
+        &self,
+        stream: &str,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<Vec<GroupMember>>, IggyClientError> {
+        let details = self
+            .client
+            .get_consumer_group(&ident(stream)?, &ident(topic)?, &ident(group)?)
+            .await
+            .map_err(IggyClientError::new(format!(
+                "cannot look up consumer group `{group}`"
+            )))?;
+        Ok(details.map(|d| {
+            d.members
+                .into_iter()
+                .map(|m| GroupMember {
+                    id: m.id,
+                    partitions: m.partitions,
+                })
+                .collect()
+        }))
     }
 
     /// Polls the next `count` messages for consumer group `group`, without
@@ -816,9 +1027,10 @@ pub async fn read_all(
     Ok(out)
 }
 
-/// How long the DLQ transport waits for a connection or an acknowledgement
-/// before it counts the send as failed, so that the producer retries and
-/// then spools instead of waiting on a server that is gone.
+/// How long the DLQ transport waits, by default, for a connection or an
+/// acknowledgement before it counts the send as failed, so that the producer
+/// retries and then spools instead of waiting on a server that is gone
+/// (`[dlq] send_timeout`).
 pub const DLQ_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The DLQ topic as a [`DlqTransport`], reconnecting after a failure.
@@ -827,6 +1039,7 @@ pub struct IggyDlqTransport {
     stream: String,
     topic: String,
     connection: Option<IggyConnection>,
+    timeout: std::time::Duration,
 }
 
 impl IggyDlqTransport {
@@ -843,20 +1056,29 @@ impl IggyDlqTransport {
             stream,
             topic,
             connection,
+            timeout: DLQ_REQUEST_TIMEOUT,
         }
+    }
+
+    /// Waits at most `timeout` (instead of [`DLQ_REQUEST_TIMEOUT`]) for a
+    /// connection or an acknowledgement.
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = timeout;
+        self
     }
 
     async fn send_all(&mut self, batch: &[(u64, Bytes)]) -> Result<(), TransportError> {
         if self.connection.is_none() {
             let connection = tokio::time::timeout(
-                DLQ_REQUEST_TIMEOUT,
+                self.timeout,
                 IggyConnection::connect_without_retries(&self.settings),
             )
             .await
             .map_err(|_| {
                 TransportError(format!(
-                    "no answer from {} within {DLQ_REQUEST_TIMEOUT:?}",
-                    self.settings.address
+                    "no answer from {} within {:?}",
+                    self.settings.address, self.timeout
                 ))
             })?
             .map_err(|e| TransportError(e.to_string()))?;
@@ -880,7 +1102,7 @@ impl IggyDlqTransport {
                 })
                 .collect();
             let sent = tokio::time::timeout(
-                DLQ_REQUEST_TIMEOUT,
+                self.timeout,
                 connection.send(&self.stream, &self.topic, key, &messages),
             )
             .await;
@@ -888,8 +1110,8 @@ impl IggyDlqTransport {
                 Ok(Ok(())) => None,
                 Ok(Err(error)) => Some(error.to_string()),
                 Err(_) => Some(format!(
-                    "no acknowledgement from {} within {DLQ_REQUEST_TIMEOUT:?}",
-                    self.settings.address
+                    "no acknowledgement from {} within {:?}",
+                    self.settings.address, self.timeout
                 )),
             };
             if let Some(error) = error {

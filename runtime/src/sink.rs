@@ -182,6 +182,15 @@ impl SinkInput {
                     .map_err(|_| {
                         SinkError::IggyTimeout(format!("polling {}/{}", sub.stream, sub.topic))
                     })??;
+                    tracing::trace!(
+                        stream = %sub.stream,
+                        topic = %sub.topic,
+                        partition = polled.partition_id,
+                        current_offset = polled.current_offset,
+                        count = polled.messages.len(),
+                        first = ?polled.messages.first().map(|m| m.offset),
+                        "polled"
+                    );
                     if !polled.messages.is_empty() {
                         return Ok(Some(InputBatch {
                             stream: sub.stream.clone(),
@@ -204,7 +213,7 @@ impl SinkInput {
     /// again, after Iggy failed: a restarted server forgets the membership,
     /// and a client that reconnected by itself keeps a session the server
     /// no longer knows.
-    async fn rejoin(&mut self) -> Result<(), SinkError> {
+    async fn rejoin(&mut self, key: &str) -> Result<(), SinkError> {
         if let SinkInput::Iggy {
             connection,
             topics,
@@ -235,8 +244,10 @@ impl SinkInput {
                 .await
                 .map_err(|_| {
                     SinkError::IggyTimeout(format!("joining consumer group {}", sub.consumer_group))
-                })??;
+                })??
+                .log(key, &sub.stream, &sub.topic, &sub.consumer_group);
             }
+            tracing::debug!("rejoined the consumer groups");
         }
         Ok(())
     }
@@ -447,7 +458,7 @@ impl SinkRunner {
                         _ = stop.changed() => {}
                     }
                     tracing::debug!(connector = %self.key, "rejoining");
-                    if let Err(error) = input.rejoin().await {
+                    if let Err(error) = input.rejoin(&self.key).await {
                         tracing::warn!(connector = %self.key, %error, "cannot rejoin the consumer group yet");
                     }
                 }

@@ -4,8 +4,12 @@
 //!
 //! Config: `path` (the JSON-lines target), optional `required_field`,
 //! `batch_log` (a file that gets one line per batch write: how many lines it
-//! wrote), `report_path` (the outcome of the last batch, as JSON) and
-//! `panic_on_consume` (to test that a panic does not cross the boundary).
+//! wrote), `report_path` (the outcome of the last batch, as JSON),
+//! `panic_on_consume` (to test that a panic does not cross the boundary) and
+//! `stall_at_offset` with `stall_ms` and `stall_marker`: the batch holding
+//! that offset first creates the marker file and then waits `stall_ms`
+//! before it does anything, each time it is consumed (to take a server
+//! away while a batch is in the plugin).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -22,6 +26,10 @@ struct Config {
     report_path: Option<String>,
     #[serde(default)]
     panic_on_consume: bool,
+    stall_at_offset: Option<u64>,
+    #[serde(default)]
+    stall_ms: u64,
+    stall_marker: Option<String>,
 }
 
 struct JsonSink {
@@ -79,6 +87,14 @@ impl Sink for JsonSink {
         dlq: &DlqWriter,
     ) -> Result<()> {
         assert!(!self.config.panic_on_consume, "json-sink told to panic");
+        if let Some(offset) = self.config.stall_at_offset
+            && messages.iter().any(|m| m.offset == offset)
+        {
+            if let Some(marker) = &self.config.stall_marker {
+                append(marker, b"stalled\n")?;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(self.config.stall_ms));
+        }
         KEPT_WRITERS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
