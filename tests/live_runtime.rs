@@ -23,6 +23,7 @@ use iggy_dlq_runtime::iggy_client::{
     OutgoingMessage, read_all,
 };
 use iggy_dlq_runtime::metrics::{ConnectorMetrics, Registry};
+use iggy_dlq_runtime::replay::{self, Destination, ReplayFilter, Skip};
 use iggy_dlq_tests::fixture_plugin;
 use iggy_dlq_tests::iggy_server::{IggyServer, unique_name};
 use tokio::sync::watch;
@@ -89,6 +90,10 @@ async fn produce(connection: &IggyConnection, stream: &str, topic: &str, n: u64)
 
 // ---- running the runtime from config files, as a user does ----
 
+/// The `plugin_config` line that makes json-sink dead-letter orders without
+/// an `order_id`.
+const REQUIRE_ORDER_ID: &str = "required_field = \"order_id\"";
+
 struct Setup {
     dir: tempfile::TempDir,
     stream: String,
@@ -114,7 +119,7 @@ impl Setup {
     /// with a DLQ topic `orders-dlq` in the same stream; returns the loaded
     /// config.
     fn config(&self, server: &IggyServer, plugin: &Path) -> Config {
-        self.config_with(server, plugin, "", "")
+        self.config_with(server, plugin, REQUIRE_ORDER_ID, "")
     }
 
     /// As [`config`](Self::config), with lines added to `[plugin_config]`
@@ -156,7 +161,6 @@ poll_interval = "5ms"
 consumer_group = "{group}"
 [plugin_config]
 path = "{target}"
-required_field = "order_id"
 connector_key = "{key}"
 {plugin_config}
 [dlq]
@@ -636,7 +640,7 @@ async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
         &server,
         &fixture_plugin("json_sink"),
         &format!(
-            "stall_at_offset = 3100\nstall_ms = 1000\nstall_marker = \"{}\"",
+            "{REQUIRE_ORDER_ID}\nstall_at_offset = 3100\nstall_ms = 1000\nstall_marker = \"{}\"",
             marker.display()
         ),
         "send_timeout = \"1s\"\nsend_retries = 1",
@@ -1029,4 +1033,110 @@ async fn a_group_with_members_left_over_from_a_restart_is_recreated_with_its_off
     );
     beside.close().await;
     after.close().await;
+}
+
+// ---- replaying dead letters ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_dead_letters_reach_the_sink_again_and_a_second_failure_is_counted() {
+    let Some(server) = IggyServer::find("live_runtime::replay") else {
+        return;
+    };
+    const N: u64 = 1_000;
+    let setup = Setup::new("replay");
+    let connection = connect(&server).await;
+    produce(&connection, &setup.stream, "orders", N).await;
+    let plugin = fixture_plugin("json_sink");
+
+    // 1. A run that requires order_id: 5 not JSON, 5 without order_id.
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(app::run(setup.config(&server, &plugin), stop_rx));
+    setup
+        .stop_when_committed(&connection, N - 1, stop, run, Duration::from_secs(120))
+        .await;
+    let dlq = read_all(&connection, &setup.stream, "orders-dlq")
+        .await
+        .unwrap();
+    assert_eq!(dlq.len(), 10);
+
+    // 2. The sink is fixed (order_id no longer required): replay the missing
+    //    field ones, and the not-JSON ones too, which are still broken.
+    let destination = Destination::default();
+    let missing = ReplayFilter {
+        codes: vec![ErrorCode::MissingField],
+        ..ReplayFilter::default()
+    };
+    let plan = replay::plan(&dlq, &missing, &destination, None);
+    assert_eq!(plan.replays.len(), 5);
+    assert_eq!(plan.skipped(Skip::NotMatching), 5);
+    let report = replay::send(&connection, &plan).await.unwrap();
+    assert_eq!(
+        report.sent,
+        BTreeMap::from([((setup.stream.clone(), "orders".to_owned(), 0), 5)])
+    );
+    let broken = ReplayFilter {
+        codes: vec![ErrorCode::MalformedPayload],
+        ..ReplayFilter::default()
+    };
+    let plan = replay::plan(&dlq, &broken, &destination, None);
+    assert_eq!(replay::send(&connection, &plan).await.unwrap().total(), 5);
+
+    let before = std::fs::read_to_string(setup.target())
+        .unwrap()
+        .lines()
+        .count();
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(app::run(
+        setup.config_with(&server, &plugin, "", ""),
+        stop_rx,
+    ));
+    setup
+        .stop_when_committed(&connection, N + 9, stop, run, Duration::from_secs(120))
+        .await;
+
+    // The fixed sink wrote the 5 replayed orders, byte for byte as JSON.
+    let target = std::fs::read_to_string(setup.target()).unwrap();
+    let written: Vec<serde_json::Value> = target
+        .lines()
+        .skip(before)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let missing_offsets: Vec<u64> = (0..N)
+        .filter(|&i| poison(i) == Some(Poison::MissingOrderId))
+        .collect();
+    let expected: Vec<serde_json::Value> = missing_offsets
+        .iter()
+        .map(|&i| serde_json::from_slice(&payload(i)).unwrap())
+        .collect();
+    assert_eq!(written, expected);
+
+    // The still-broken ones failed again: 5 new dead letters, at their new
+    // offsets, that know they were replayed once.
+    let dlq = read_all(&connection, &setup.stream, "orders-dlq")
+        .await
+        .unwrap();
+    assert_eq!(dlq.len(), 15);
+    let again = dead_letters(&dlq[10..]);
+    assert_eq!(origin_offsets(&again), (N + 5..N + 10).collect::<Vec<_>>());
+    let not_json: Vec<u64> = (0..N)
+        .filter(|&i| poison(i) == Some(Poison::NotJson))
+        .collect();
+    for (envelope, original) in again.iter().zip(&not_json) {
+        assert_eq!(envelope.replay_count, 1);
+        assert_eq!(envelope.payload, payload(*original));
+        assert_eq!(
+            envelope.failure.as_ref().unwrap().code(),
+            ErrorCode::MalformedPayload
+        );
+    }
+
+    // 3. With at most one replay, they are not sent round again.
+    let once = ReplayFilter {
+        max_replays: 1,
+        ..ReplayFilter::default()
+    };
+    let plan = replay::plan_from(10, &dlq[10..], &once, &destination, None);
+    assert!(plan.replays.is_empty());
+    assert_eq!(plan.skipped(Skip::ReplayedTooOften), 5);
+    assert_eq!(plan.next_index, 15);
 }

@@ -258,7 +258,9 @@ impl EnvelopeBuilder {
         self
     }
 
-    /// How many times the message was already replayed from a DLQ.
+    /// How many times the message was already replayed from a DLQ. Without
+    /// it, [`build`](Self::build) takes the count from the message's
+    /// [`REPLAY_COUNT_HEADER`](crate::REPLAY_COUNT_HEADER), if it has one.
     pub fn replay_count(mut self, count: u32) -> Self {
         self.envelope.replay_count = count;
         self
@@ -266,7 +268,8 @@ impl EnvelopeBuilder {
 
     /// Finishes the envelope: records the payload's length as the original
     /// length (not truncated), defaults the write time to now and the failure
-    /// times to the write time, and validates.
+    /// times to the write time, the replay count to the one in the headers,
+    /// and validates.
     ///
     /// # Errors
     ///
@@ -281,6 +284,11 @@ impl EnvelopeBuilder {
         });
         if envelope.written_at_micros == 0 {
             envelope.written_at_micros = now_micros();
+        }
+        if envelope.replay_count == 0
+            && let Some(count) = envelope.headers.iter().find_map(Header::replay_count)
+        {
+            envelope.replay_count = count;
         }
         if let Some(failure) = envelope.failure.as_mut() {
             if failure.last_failed_at_micros == 0 {
@@ -336,6 +344,55 @@ mod tests {
                 failure.last_failed_at_micros
             ),
             (10, 10)
+        );
+    }
+
+    #[test]
+    fn the_replay_count_comes_from_the_replay_header() {
+        use crate::HeaderValue;
+        let build = |headers: Vec<Header>, count: Option<u32>| {
+            let mut builder = DlqEnvelope::for_sink(SinkOrigin::new("s", "t", 1, 2, 3))
+                .payload(Bytes::from_static(b"abc"), PayloadSchema::Raw)
+                .headers(headers)
+                .failure(Failure::new(
+                    FailureStage::ConnectorProcess,
+                    ErrorCode::MissingField,
+                    "missing",
+                ))
+                .connector(Connector::sink("k", "n", "1"));
+            if let Some(count) = count {
+                builder = builder.replay_count(count);
+            }
+            builder.build().unwrap().replay_count
+        };
+        let replayed = |value: HeaderValue| Header::new(crate::REPLAY_COUNT_HEADER.into(), value);
+        let tenant = Header::new("tenant".into(), HeaderValue::Uint32(7));
+        assert_eq!(build(vec![], None), 0);
+        assert_eq!(build(vec![tenant.clone()], None), 0);
+        assert_eq!(
+            build(vec![tenant, replayed(HeaderValue::Uint32(2))], None),
+            2
+        );
+        assert_eq!(
+            build(vec![replayed(HeaderValue::Uint32(2))], Some(5)),
+            5,
+            "an explicit count wins"
+        );
+        assert_eq!(
+            build(vec![replayed(HeaderValue::Uint64(2))], None),
+            0,
+            "only a uint32 value counts"
+        );
+        assert_eq!(
+            build(
+                vec![Header::new(
+                    HeaderValue::Raw(Bytes::from_static(crate::REPLAY_COUNT_HEADER.as_bytes())),
+                    HeaderValue::Uint32(2)
+                )],
+                None
+            ),
+            0,
+            "only a string key counts"
         );
     }
 

@@ -160,6 +160,20 @@ impl Header {
         }
     }
 
+    /// The replay count this header carries, when it is the
+    /// [`REPLAY_COUNT_HEADER`](crate::REPLAY_COUNT_HEADER) with a `uint32`
+    /// value.
+    pub fn replay_count(&self) -> Option<u32> {
+        let (key, value) = (self.key.as_ref()?, self.value.as_ref()?);
+        if key.kind != HeaderKind::String as i32
+            || key.value.as_ref() != crate::REPLAY_COUNT_HEADER.as_bytes()
+            || value.kind != HeaderKind::Uint32 as i32
+        {
+            return None;
+        }
+        Some(u32::from_le_bytes(value.value.as_ref().try_into().ok()?))
+    }
+
     /// A header from a key and a value already in Iggy's encoding, with their
     /// kinds as Iggy's kind codes; the kinds are checked when the envelope is
     /// validated.

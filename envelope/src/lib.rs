@@ -81,6 +81,14 @@ pub use v1::{
     HeaderKind, PayloadIntegrity, PayloadSchema, SinkOrigin, SourceOrigin, Uint128,
 };
 
+/// The user header that `iggy-dlq replay` puts on each message it replays:
+/// a string key with a `uint32` value, how many times the message has now
+/// been replayed. An envelope built for a message that carries it takes its
+/// [`replay_count`](DlqEnvelope::replay_count) from it, so a message that
+/// fails again after a replay says so, and replay can refuse to loop
+/// forever.
+pub const REPLAY_COUNT_HEADER: &str = "iggy-dlq-replay-count";
+
 /// The protobuf package of the envelope schema.
 pub const PROTO_PACKAGE: &str = "iggy.dlq.v1";
 

@@ -10,5 +10,6 @@ pub mod iggy_client;
 pub mod metrics;
 pub mod metrics_server;
 pub mod plugin;
+pub mod replay;
 pub mod sink;
 pub mod source;

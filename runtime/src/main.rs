@@ -5,6 +5,8 @@
 //!   dead-letter path on a generated batch.
 //! - `iggy-dlq inspect SOURCE`: print the dead letters of a DLQ file or topic.
 //! - `iggy-dlq stats SOURCE`: count them by stage, code, connector and origin.
+//! - `iggy-dlq replay SOURCE`: send the original messages of chosen dead
+//!   letters to Iggy again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use iggy_dlq_runtime::config::Config;
 use iggy_dlq_runtime::demo::{self, DemoOptions};
 use iggy_dlq_runtime::dlq::read_records;
 use iggy_dlq_runtime::iggy_client::{ConnectionSettings, IggyConnection, read_all};
+use iggy_dlq_runtime::replay::{self, Destination, ReplayFilter};
 use tokio::sync::watch;
 
 #[derive(Debug, Parser)]
@@ -87,6 +90,62 @@ enum Command {
         /// Topic of an Iggy DLQ.
         #[arg(long)]
         topic: Option<String>,
+    },
+    /// Send the original messages of chosen dead letters to Iggy again:
+    /// payload, headers and message id as they were, plus a replay count
+    /// header. By default each goes back to its origin stream, topic and
+    /// partition, where its sink consumes it again.
+    Replay {
+        /// The DLQ (as for `inspect`).
+        source: String,
+        /// Stream of an Iggy DLQ.
+        #[arg(long)]
+        stream: Option<String>,
+        /// Topic of an Iggy DLQ.
+        #[arg(long)]
+        topic: Option<String>,
+        /// The Iggy server to replay to (iggy://user:password@host:port);
+        /// default: the DLQ's own server, when the DLQ is a topic.
+        #[arg(long)]
+        to: Option<String>,
+        /// Replay into this stream instead of each origin's.
+        #[arg(long)]
+        to_stream: Option<String>,
+        /// Replay into this topic instead of each origin's.
+        #[arg(long)]
+        to_topic: Option<String>,
+        /// Replay into this partition instead of each origin's.
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Only this failure stage (connector_process, ...); repeatable.
+        #[arg(long = "stage", value_parser = replay::parse_stage)]
+        stages: Vec<iggy_dlq_envelope::FailureStage>,
+        /// Only this error code (missing_field, ...); repeatable.
+        #[arg(long = "code", value_parser = replay::parse_code)]
+        codes: Vec<iggy_dlq_envelope::ErrorCode>,
+        /// Only the dead letters of this connector key.
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only the dead letters consumed from STREAM/TOPIC.
+        #[arg(long)]
+        origin: Option<String>,
+        /// Skip the first N records of the DLQ (go on after an earlier
+        /// replay: it prints where it stopped).
+        #[arg(long, default_value_t = 0)]
+        skip: usize,
+        /// Replay at most N messages.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Refuse a message already replayed this many times.
+        #[arg(long, default_value_t = replay::DEFAULT_MAX_REPLAYS)]
+        max_replays: u32,
+        /// Let the server give replayed messages new ids instead of their
+        /// own (for a topic with message deduplication on).
+        #[arg(long)]
+        new_ids: bool,
+        /// Print what would be replayed, and send nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -233,6 +292,94 @@ async fn execute(command: Command) -> Result<(), String> {
             if undecodable > 0 {
                 println!("{undecodable} records do not decode as envelopes");
             }
+            Ok(())
+        }
+        Command::Replay {
+            source,
+            stream,
+            topic,
+            to,
+            to_stream,
+            to_topic,
+            partition,
+            stages,
+            codes,
+            connector,
+            origin,
+            skip,
+            limit,
+            max_replays,
+            new_ids,
+            dry_run,
+        } => {
+            let origin = origin
+                .map(|o| {
+                    o.split_once('/')
+                        .map(|(s, t)| (s.to_owned(), t.to_owned()))
+                        .ok_or_else(|| format!("--origin `{o}`: expected STREAM/TOPIC"))
+                })
+                .transpose()?;
+            let to = match to {
+                Some(to) => to,
+                None if source.starts_with("iggy://") => source.clone(),
+                None if dry_run => String::new(),
+                None => {
+                    return Err(
+                        "replaying from a DLQ file needs --to iggy://user:password@host:port"
+                            .into(),
+                    );
+                }
+            };
+            let records = read_dlq(&source, stream, topic).await?;
+            let filter = ReplayFilter {
+                stages,
+                codes,
+                connector,
+                origin,
+                max_replays,
+            };
+            let destination = Destination {
+                stream: to_stream,
+                topic: to_topic,
+                partition,
+                new_ids,
+            };
+            let from = skip.min(records.len());
+            let plan = replay::plan_from(from, &records[from..], &filter, &destination, limit);
+            if dry_run {
+                for planned in &plan.replays {
+                    println!(
+                        "{:>7}  -> {}/{} p{}  replay {}",
+                        planned.dlq_index,
+                        planned.stream,
+                        planned.topic,
+                        planned.partition_id,
+                        planned.replay_count
+                    );
+                }
+                println!("{} to replay (dry run: nothing sent)", plan.replays.len());
+            } else if !plan.replays.is_empty() {
+                let settings = ConnectionSettings::from_connection_string(&to)
+                    .map_err(|e| format!("--to: {e}"))?;
+                let connection = IggyConnection::connect_with_retries(&settings, 3)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let report = replay::send(&connection, &plan).await;
+                connection.close().await;
+                let report = report.map_err(|e| e.to_string())?;
+                for ((stream, topic, partition), n) in &report.sent {
+                    println!("replayed {n} to {stream}/{topic} partition {partition}");
+                }
+            } else {
+                println!("nothing to replay");
+            }
+            for (reason, n) in &plan.skipped {
+                println!("skipped {n} that {reason}");
+            }
+            println!(
+                "read DLQ records {from} to {}; go on after them with --skip {}",
+                plan.next_index, plan.next_index
+            );
             Ok(())
         }
         Command::Inspect {
