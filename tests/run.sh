@@ -67,4 +67,8 @@ step "pytest"
 python -m pytest -q -rs -W error -p no:cacheprovider tests/python
 python -m pytest -q -rs -W error -p no:cacheprovider bindings-python/tests
 
-step "all checks passed"
+if [ -z "${IGGY_TEST_ADDRESS:-}" ] && [ -z "${IGGY_SERVER_BIN:-}" ]; then
+    step "all checks passed; the live tests against an Iggy server were SKIPPED (no IGGY_TEST_ADDRESS or IGGY_SERVER_BIN; see README, Live tests)"
+else
+    step "all checks passed, live tests included"
+fi

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use iggy_dlq_envelope::{Decoder, DlqEnvelope, Origin};
 use iggy_dlq_runtime::config::Config;
 use iggy_dlq_runtime::demo::{self, DemoOptions};
@@ -64,14 +64,8 @@ enum Command {
     /// Print the dead letters of a DLQ file (PATH or file://PATH) or an Iggy
     /// DLQ topic (iggy://user:password@host:port with --stream, --topic).
     Inspect {
-        /// The DLQ.
-        source: String,
-        /// Stream of an Iggy DLQ.
-        #[arg(long)]
-        stream: Option<String>,
-        /// Topic of an Iggy DLQ.
-        #[arg(long)]
-        topic: Option<String>,
+        #[command(flatten)]
+        dlq: DlqSource,
         /// Print each envelope as canonical protobuf JSON, one per line.
         #[arg(long)]
         json: bool,
@@ -82,28 +76,16 @@ enum Command {
     /// Count the dead letters of a DLQ file or topic by failure stage and
     /// code, connector and origin, with the oldest and newest failure.
     Stats {
-        /// The DLQ (as for `inspect`).
-        source: String,
-        /// Stream of an Iggy DLQ.
-        #[arg(long)]
-        stream: Option<String>,
-        /// Topic of an Iggy DLQ.
-        #[arg(long)]
-        topic: Option<String>,
+        #[command(flatten)]
+        dlq: DlqSource,
     },
     /// Send the original messages of chosen dead letters to Iggy again:
     /// payload, headers and message id as they were, plus a replay count
     /// header. By default each goes back to its origin stream, topic and
     /// partition, where its sink consumes it again.
     Replay {
-        /// The DLQ (as for `inspect`).
-        source: String,
-        /// Stream of an Iggy DLQ.
-        #[arg(long)]
-        stream: Option<String>,
-        /// Topic of an Iggy DLQ.
-        #[arg(long)]
-        topic: Option<String>,
+        #[command(flatten)]
+        dlq: DlqSource,
         /// The Iggy server to replay to (iggy://user:password@host:port);
         /// default: the DLQ's own server, when the DLQ is a topic.
         #[arg(long)]
@@ -147,6 +129,20 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// A DLQ to read: a file or an Iggy topic.
+#[derive(Debug, Args)]
+struct DlqSource {
+    /// The DLQ: a file (PATH or file://PATH) or an Iggy server
+    /// (iggy://user:password@host:port, with --stream and --topic).
+    source: String,
+    /// Stream of an Iggy DLQ.
+    #[arg(long)]
+    stream: Option<String>,
+    /// Topic of an Iggy DLQ.
+    #[arg(long)]
+    topic: Option<String>,
 }
 
 fn init_logging() {
@@ -231,12 +227,8 @@ async fn execute(command: Command) -> Result<(), String> {
             print!("{report}");
             Ok(())
         }
-        Command::Stats {
-            source,
-            stream,
-            topic,
-        } => {
-            let records = read_dlq(&source, stream, topic).await?;
+        Command::Stats { dlq } => {
+            let records = read_dlq(&dlq).await?;
             let decoder = Decoder::new().validate(false);
             let mut counts: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
             let (mut oldest, mut newest, mut undecodable) = (u64::MAX, 0, 0);
@@ -295,9 +287,7 @@ async fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Replay {
-            source,
-            stream,
-            topic,
+            dlq,
             to,
             to_stream,
             to_topic,
@@ -321,7 +311,7 @@ async fn execute(command: Command) -> Result<(), String> {
                 .transpose()?;
             let to = match to {
                 Some(to) => to,
-                None if source.starts_with("iggy://") => source.clone(),
+                None if dlq.source.starts_with("iggy://") => dlq.source.clone(),
                 None if dry_run => String::new(),
                 None => {
                     return Err(
@@ -330,7 +320,7 @@ async fn execute(command: Command) -> Result<(), String> {
                     );
                 }
             };
-            let records = read_dlq(&source, stream, topic).await?;
+            let records = read_dlq(&dlq).await?;
             let filter = ReplayFilter {
                 stages,
                 codes,
@@ -382,14 +372,8 @@ async fn execute(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Inspect {
-            source,
-            stream,
-            topic,
-            json,
-            limit,
-        } => {
-            let records = read_dlq(&source, stream, topic).await?;
+        Command::Inspect { dlq, json, limit } => {
+            let records = read_dlq(&dlq).await?;
             let decoder = Decoder::new().validate(false);
             for (offset, record) in records
                 .into_iter()
@@ -408,20 +392,17 @@ async fn execute(command: Command) -> Result<(), String> {
 }
 
 /// The records of a DLQ file (`PATH`, `file://PATH`) or topic (`iggy://...`).
-async fn read_dlq(
-    source: &str,
-    stream: Option<String>,
-    topic: Option<String>,
-) -> Result<Vec<bytes::Bytes>, String> {
+async fn read_dlq(dlq: &DlqSource) -> Result<Vec<bytes::Bytes>, String> {
+    let source = dlq.source.as_str();
     if source.starts_with("iggy://") {
-        let (Some(stream), Some(topic)) = (stream, topic) else {
+        let (Some(stream), Some(topic)) = (&dlq.stream, &dlq.topic) else {
             return Err("an Iggy DLQ needs --stream and --topic".into());
         };
         let settings = ConnectionSettings::from_connection_string(source)?;
         let connection = IggyConnection::connect(&settings)
             .await
             .map_err(|e| e.to_string())?;
-        read_all(&connection, &stream, &topic)
+        read_all(&connection, stream, topic)
             .await
             .map_err(|e| e.to_string())
     } else {

@@ -296,13 +296,7 @@ fn matches(envelope: &DlqEnvelope, filter: &ReplayFilter) -> bool {
 ///
 /// When it names no stage; the message lists the stages.
 pub fn parse_stage(s: &str) -> Result<FailureStage, String> {
-    let upper = s.to_uppercase();
-    let name = if upper.starts_with("FAILURE_STAGE_") {
-        upper
-    } else {
-        format!("FAILURE_STAGE_{upper}")
-    };
-    FailureStage::from_str_name(&name)
+    FailureStage::from_str_name(&proto_name("FAILURE_STAGE_", s))
         .filter(|stage| *stage != FailureStage::Unspecified)
         .ok_or_else(|| {
             format!(
@@ -319,15 +313,19 @@ pub fn parse_stage(s: &str) -> Result<FailureStage, String> {
 ///
 /// When it names no code.
 pub fn parse_code(s: &str) -> Result<ErrorCode, String> {
-    let upper = s.to_uppercase();
-    let name = if upper.starts_with("ERROR_CODE_") {
-        upper
-    } else {
-        format!("ERROR_CODE_{upper}")
-    };
-    ErrorCode::from_str_name(&name)
+    ErrorCode::from_str_name(&proto_name("ERROR_CODE_", s))
         .filter(|code| *code != ErrorCode::Unspecified)
         .ok_or_else(|| format!("`{s}` is not an error code (see proto/iggy/dlq/v1/envelope.proto)"))
+}
+
+/// The protobuf enum value name of `s`, with or without its `prefix`.
+fn proto_name(prefix: &str, s: &str) -> String {
+    let upper = s.to_uppercase();
+    if upper.starts_with(prefix) {
+        upper
+    } else {
+        format!("{prefix}{upper}")
+    }
 }
 
 /// What [`send`] produced.
