@@ -1140,3 +1140,254 @@ async fn replayed_dead_letters_reach_the_sink_again_and_a_second_failure_is_coun
     assert_eq!(plan.skipped(Skip::ReplayedTooOften), 5);
     assert_eq!(plan.next_index, 15);
 }
+
+// ---- a source, from its config file to the Iggy topics ----
+
+/// Line `n` of the source tests' input: every tenth is garbage, the others
+/// JSON or `key=value`.
+fn source_line(n: u64) -> String {
+    if n.is_multiple_of(10) {
+        format!("garbage line {n}")
+    } else if n.is_multiple_of(2) {
+        format!("sku=item-{n}")
+    } else {
+        format!("{{\"line\":{n}}}")
+    }
+}
+
+/// What lines-source produces for a good line `n`.
+fn source_json(n: u64) -> serde_json::Value {
+    if n.is_multiple_of(2) {
+        serde_json::json!({ "sku": format!("item-{n}") })
+    } else {
+        serde_json::json!({ "line": n })
+    }
+}
+
+/// Writes `lines` input lines, the target topic `items` and the runtime's
+/// config files for the lines-source fixture into `dir`; returns the config.
+async fn source_setup(
+    server: &IggyServer,
+    connection: &IggyConnection,
+    dir: &Path,
+    stream: &str,
+    lines: u64,
+) -> Config {
+    let text: String = (1..=lines).map(|n| source_line(n) + "\n").collect();
+    std::fs::write(dir.join("items.txt"), text).unwrap();
+    // The target topic exists already: a source never creates it.
+    connection
+        .ensure_topic(stream, "items", 1, true)
+        .await
+        .unwrap();
+    std::fs::create_dir_all(dir.join("connectors")).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[iggy]\naddress = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n\
+             [runtime]\nspool_dir = \"state/spool\"\n\
+             [connectors]\nconfig_dir = \"connectors\"\n",
+            server.address(),
+            server.username(),
+            server.password()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("connectors/items.toml"),
+        format!(
+            r#"type = "source"
+key = "items"
+name = "Items from a text file"
+path = "{plugin}"
+[[streams]]
+stream = "{stream}"
+topic = "items"
+[plugin_config]
+path = "{input}"
+batch_size = 25
+stream = "{stream}"
+topic = "items"
+[dlq]
+stream = "{stream}"
+topic = "items-dlq"
+send_timeout = "1s"
+send_retries = 1
+"#,
+            plugin = fixture_plugin("lines_source").display(),
+            input = dir.join("items.txt").display(),
+        ),
+    )
+    .unwrap();
+    Config::load(&dir.join("config.toml")).unwrap()
+}
+
+/// Waits until the topic `items` holds `count` messages.
+async fn wait_for_items(
+    connection: &IggyConnection,
+    stream: &str,
+    count: u64,
+    run: &tokio::task::JoinHandle<Result<RunReport, app::RunError>>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let produced = read_all(connection, stream, "items")
+            .await
+            .map_or(0, |m| m.len() as u64);
+        if produced >= count {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{produced} of {count} lines produced"
+        );
+        assert!(!run.is_finished(), "the runtime stopped early");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_produces_its_good_lines_to_iggy_and_dead_letters_the_rest_to_its_dlq() {
+    let Some(server) = IggyServer::find("live_runtime::source") else {
+        return;
+    };
+    const LINES: u64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let stream = unique_name("source");
+    let connection = connect(&server).await;
+    let config = source_setup(&server, &connection, dir.path(), &stream, LINES).await;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(app::run(config, stop_rx));
+    let good = LINES - LINES / 10;
+    wait_for_items(&connection, &stream, good, &run).await;
+    // A little longer, to see that nothing more comes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(true).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert!(
+        report.connector_errors.is_empty(),
+        "{:?}",
+        report.connector_errors
+    );
+
+    let produced: Vec<serde_json::Value> = read_all(&connection, &stream, "items")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect();
+    let expected: Vec<serde_json::Value> = (1..=LINES)
+        .filter(|n| !n.is_multiple_of(10))
+        .map(source_json)
+        .collect();
+    assert_eq!(produced, expected, "every good line, once, in order");
+
+    let envelopes = dead_letters(&read_all(&connection, &stream, "items-dlq").await.unwrap());
+    let positions: Vec<String> = envelopes
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.source_origin().unwrap().position).into_owned())
+        .collect();
+    let bad: Vec<String> = (1..=LINES)
+        .filter(|n| n.is_multiple_of(10))
+        .map(|n| format!("line:{n}"))
+        .collect();
+    assert_eq!(positions, bad, "every bad line, once, in order");
+    for envelope in &envelopes {
+        let origin = envelope.source_origin().unwrap();
+        assert_eq!(
+            (origin.target_stream.as_str(), origin.target_topic.as_str()),
+            (stream.as_str(), "items")
+        );
+        assert_eq!(envelope.connector.as_ref().unwrap().key, "items");
+    }
+    let state = std::fs::read(dir.path().join("state/items.state")).unwrap();
+    assert_eq!(
+        state,
+        LINES.to_le_bytes(),
+        "the source's position is saved: every line handled"
+    );
+    assert_eq!(metric(&report, "items", |m| &m.written), good);
+    assert_eq!(metric(&report, "items", |m| &m.dlq_confirmed), LINES / 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_rides_out_a_server_outage_without_losing_a_line() {
+    let Some(mut server) = IggyServer::find_restartable("live_runtime::source_outage") else {
+        return;
+    };
+    const LINES: u64 = 4_000;
+    let dir = tempfile::tempdir().unwrap();
+    let stream = unique_name("source-outage");
+    let connection = connect(&server).await;
+    let config = source_setup(&server, &connection, dir.path(), &stream, LINES).await;
+
+    let (stop, stop_rx) = watch::channel(false);
+    let run = tokio::spawn(app::run(config, stop_rx));
+    wait_for_items(&connection, &stream, 500, &run).await;
+    let at_stop = read_all(&connection, &stream, "items").await.unwrap().len();
+    connection.close().await;
+    tokio::task::block_in_place(|| server.stop());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::task::block_in_place(|| server.start());
+    let connection = connect(&server).await;
+    let good = LINES - LINES / 10;
+    wait_for_items(&connection, &stream, good, &run).await;
+    let state_path = dir.path().join("state/items.state");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read(&state_path).ok().as_deref() != Some(&LINES.to_le_bytes()[..]) {
+        assert!(
+            Instant::now() < deadline,
+            "the source did not finish its input"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert!(
+        report.connector_errors.is_empty(),
+        "{:?}",
+        report.connector_errors
+    );
+
+    // Every good line at least once; a repeat only from a batch whose
+    // acknowledgement the outage cut (at least once).
+    let produced: Vec<serde_json::Value> = read_all(&connection, &stream, "items")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect();
+    let expected: Vec<serde_json::Value> = (1..=LINES)
+        .filter(|n| !n.is_multiple_of(10))
+        .map(source_json)
+        .collect();
+    let missing: Vec<&serde_json::Value> =
+        expected.iter().filter(|e| !produced.contains(e)).collect();
+    assert!(missing.is_empty(), "lines lost in the outage: {missing:?}");
+    let duplicates = produced.len() - expected.len();
+    assert!(
+        duplicates <= 25,
+        "{duplicates} duplicates, more than a batch"
+    );
+
+    let positions: Vec<String> =
+        dead_letters(&read_all(&connection, &stream, "items-dlq").await.unwrap())
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.source_origin().unwrap().position).into_owned())
+            .collect();
+    let lost: Vec<String> = (1..=LINES)
+        .filter(|n| n.is_multiple_of(10))
+        .map(|n| format!("line:{n}"))
+        .filter(|p| !positions.contains(p))
+        .collect();
+    assert!(lost.is_empty(), "dead letters lost in the outage: {lost:?}");
+    eprintln!(
+        "live_runtime: source outage after {at_stop} lines: {LINES} lines, {} produced \
+         ({duplicates} duplicates), {} dead letters, spooled {}, drained {}",
+        produced.len(),
+        positions.len(),
+        metric(&report, "items", |m| &m.spooled),
+        metric(&report, "items", |m| &m.drained),
+    );
+}

@@ -1027,6 +1027,12 @@ pub async fn read_all(
     Ok(out)
 }
 
+/// How long a sink or a source waits for one answer from Iggy (a poll, a
+/// commit, a join, a produce) before it treats the request as failed: a
+/// sink connects afresh and polls again, a source answers its batch with
+/// `Nack` so that the plugin sends it again.
+pub const IGGY_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long the DLQ transport waits, by default, for a connection or an
 /// acknowledgement before it counts the send as failed, so that the producer
 /// retries and then spools instead of waiting on a server that is gone

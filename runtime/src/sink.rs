@@ -34,9 +34,7 @@ use crate::iggy_client::{IggyClientError, IggyConnection, PolledMessage};
 use crate::metrics::ConnectorMetrics;
 use crate::plugin::{PluginError, SinkPlugin};
 
-/// How long a sink waits for one answer from Iggy before it treats the
-/// request as failed and connects afresh.
-const IGGY_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::iggy_client::IGGY_REQUEST_TIMEOUT;
 
 /// How long a sink waits after an Iggy failure before it polls again.
 const IGGY_RETRY_BACKOFF: Duration = Duration::from_millis(500);

@@ -239,10 +239,18 @@ async fn deliver(output: &SourceOutput, messages: &[ProducedMessage]) -> Result<
                     })
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            connection
-                .send_balanced(stream, topic, &outgoing)
-                .await
-                .map_err(|e| e.to_string())
+            tokio::time::timeout(
+                crate::iggy_client::IGGY_REQUEST_TIMEOUT,
+                connection.send_balanced(stream, topic, &outgoing),
+            )
+            .await
+            .map_err(|_| {
+                format!(
+                    "no acknowledgement from Iggy within {:?}",
+                    crate::iggy_client::IGGY_REQUEST_TIMEOUT
+                )
+            })?
+            .map_err(|e| e.to_string())
         }
         SourceOutput::Memory(sink) => {
             sink.lock()
