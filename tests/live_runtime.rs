@@ -730,6 +730,12 @@ async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
         report.metrics.summary()
     );
     assert_eq!(drained, spooled, "the spool was drained");
+    assert!(metric(&report, "orders", |m| &m.iggy_failures) >= 1);
+    assert_eq!(
+        metric(&report, "orders", |m| &m.group_repairs),
+        1,
+        "the group the restart left with a stale member was repaired once"
+    );
     eprintln!(
         "live_runtime: outage after {at_stop} target lines, server back at {outage_end:.2?}; \
          {N} messages, {} target lines ({duplicates} duplicates), {} dead letters \

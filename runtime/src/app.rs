@@ -245,10 +245,14 @@ async fn start_connector(
                     .clone()
                     .unwrap_or_else(|| format!("iggy-dlq-sink-{key}"));
                 for topic in &stream.topics {
-                    connection
-                        .join_group(&stream.stream, topic, &group)
-                        .await?
-                        .log(&key, &stream.stream, topic, &group);
+                    let joined = connection.join_group(&stream.stream, topic, &group).await?;
+                    joined.log(&key, &stream.stream, topic, &group);
+                    if joined.repaired() {
+                        crate::metrics::ConnectorMetrics::add(
+                            &metrics.connector(&key).group_repairs,
+                            1,
+                        );
+                    }
                     topics.push(TopicSubscription {
                         stream: stream.stream.clone(),
                         topic: topic.clone(),

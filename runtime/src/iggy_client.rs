@@ -197,6 +197,11 @@ pub enum GroupJoin {
 }
 
 impl GroupJoin {
+    /// Whether the group was recreated.
+    pub fn repaired(&self) -> bool {
+        matches!(self, GroupJoin::Repaired(_))
+    }
+
     /// Logs what the join found, for `connector`: a warning for a repaired
     /// group, a debug line for one that could not be checked.
     pub fn log(&self, connector: &str, stream: &str, topic: &str, group: &str) {

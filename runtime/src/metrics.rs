@@ -36,6 +36,13 @@ pub struct ConnectorMetrics {
     pub batch_failures: AtomicU64,
     /// Offsets committed.
     pub commits: AtomicU64,
+    /// Iggy requests of a sink that failed or got no answer in time; the
+    /// sink connected afresh and rejoined its consumer groups after each.
+    pub iggy_failures: AtomicU64,
+    /// Consumer groups recreated because the server kept members of
+    /// sessions that no longer exist (see
+    /// [`IggyConnection::join_group`](crate::iggy_client::IggyConnection::join_group)).
+    pub group_repairs: AtomicU64,
     by_reason: Mutex<BTreeMap<(i32, i32), u64>>,
 }
 
@@ -66,7 +73,7 @@ impl ConnectorMetrics {
             .collect()
     }
 
-    fn counters(&self) -> [(&'static str, &'static str, u64); 11] {
+    fn counters(&self) -> [(&'static str, &'static str, u64); 13] {
         [
             ("consumed", "Messages consumed", Self::get(&self.consumed)),
             (
@@ -115,6 +122,16 @@ impl ConnectorMetrics {
                 Self::get(&self.batch_failures),
             ),
             ("commits", "Offset commits", Self::get(&self.commits)),
+            (
+                "iggy_failures",
+                "Failed or unanswered Iggy requests of a sink",
+                Self::get(&self.iggy_failures),
+            ),
+            (
+                "group_repairs",
+                "Consumer groups recreated for stale members",
+                Self::get(&self.group_repairs),
+            ),
         ]
     }
 }

@@ -211,7 +211,7 @@ impl SinkInput {
     /// again, after Iggy failed: a restarted server forgets the membership,
     /// and a client that reconnected by itself keeps a session the server
     /// no longer knows.
-    async fn rejoin(&mut self, key: &str) -> Result<(), SinkError> {
+    async fn rejoin(&mut self, key: &str, metrics: &ConnectorMetrics) -> Result<(), SinkError> {
         if let SinkInput::Iggy {
             connection,
             topics,
@@ -235,15 +235,18 @@ impl SinkInput {
             }
             tracing::debug!("rejoining the consumer groups");
             for sub in topics.iter() {
-                tokio::time::timeout(
+                let joined = tokio::time::timeout(
                     IGGY_REQUEST_TIMEOUT,
                     connection.join_group(&sub.stream, &sub.topic, &sub.consumer_group),
                 )
                 .await
                 .map_err(|_| {
                     SinkError::IggyTimeout(format!("joining consumer group {}", sub.consumer_group))
-                })??
-                .log(key, &sub.stream, &sub.topic, &sub.consumer_group);
+                })??;
+                joined.log(key, &sub.stream, &sub.topic, &sub.consumer_group);
+                if joined.repaired() {
+                    ConnectorMetrics::add(&metrics.group_repairs, 1);
+                }
             }
             tracing::debug!("rejoined the consumer groups");
         }
@@ -451,12 +454,13 @@ impl SinkRunner {
                 // rejoined. Anything else stops the connector.
                 Err(error @ (SinkError::Iggy(_) | SinkError::IggyTimeout(_))) => {
                     tracing::warn!(connector = %self.key, %error, "Iggy failed; rejoining and polling again");
+                    ConnectorMetrics::add(&self.metrics.iggy_failures, 1);
                     tokio::select! {
                         _ = tokio::time::sleep(IGGY_RETRY_BACKOFF) => {}
                         _ = stop.changed() => {}
                     }
                     tracing::debug!(connector = %self.key, "rejoining");
-                    if let Err(error) = input.rejoin(&self.key).await {
+                    if let Err(error) = input.rejoin(&self.key, &self.metrics).await {
                         tracing::warn!(connector = %self.key, %error, "cannot rejoin the consumer group yet");
                     }
                 }
