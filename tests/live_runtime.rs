@@ -1252,6 +1252,44 @@ async fn wait_for_items(
     }
 }
 
+/// What the source tests expect of `lines` input lines: the good ones as
+/// produced, and the positions of the bad ones.
+fn source_expected(lines: u64) -> (Vec<serde_json::Value>, Vec<String>) {
+    let produced = (1..=lines)
+        .filter(|n| !n.is_multiple_of(10))
+        .map(source_json)
+        .collect();
+    let bad = (1..=lines)
+        .filter(|n| n.is_multiple_of(10))
+        .map(|n| format!("line:{n}"))
+        .collect();
+    (produced, bad)
+}
+
+/// What a source test's run left: the messages of `items` and the dead
+/// letters of `items-dlq`.
+async fn source_results(
+    connection: &IggyConnection,
+    stream: &str,
+) -> (Vec<serde_json::Value>, Vec<DlqEnvelope>) {
+    let produced = read_all(connection, stream, "items")
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect();
+    let dlq = read_all(connection, stream, "items-dlq").await.unwrap();
+    (produced, dead_letters(&dlq))
+}
+
+/// The source positions of `envelopes`.
+fn positions(envelopes: &[DlqEnvelope]) -> Vec<String> {
+    envelopes
+        .iter()
+        .map(|e| String::from_utf8_lossy(&e.source_origin().unwrap().position).into_owned())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_produces_its_good_lines_to_iggy_and_dead_letters_the_rest_to_its_dlq() {
     let Some(server) = IggyServer::find("live_runtime::source") else {
@@ -1277,28 +1315,10 @@ async fn a_source_produces_its_good_lines_to_iggy_and_dead_letters_the_rest_to_i
         report.connector_errors
     );
 
-    let produced: Vec<serde_json::Value> = read_all(&connection, &stream, "items")
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| serde_json::from_slice(p).unwrap())
-        .collect();
-    let expected: Vec<serde_json::Value> = (1..=LINES)
-        .filter(|n| !n.is_multiple_of(10))
-        .map(source_json)
-        .collect();
+    let (produced, envelopes) = source_results(&connection, &stream).await;
+    let (expected, bad) = source_expected(LINES);
     assert_eq!(produced, expected, "every good line, once, in order");
-
-    let envelopes = dead_letters(&read_all(&connection, &stream, "items-dlq").await.unwrap());
-    let positions: Vec<String> = envelopes
-        .iter()
-        .map(|e| String::from_utf8_lossy(&e.source_origin().unwrap().position).into_owned())
-        .collect();
-    let bad: Vec<String> = (1..=LINES)
-        .filter(|n| n.is_multiple_of(10))
-        .map(|n| format!("line:{n}"))
-        .collect();
-    assert_eq!(positions, bad, "every bad line, once, in order");
+    assert_eq!(positions(&envelopes), bad, "every bad line, once, in order");
     for envelope in &envelopes {
         let origin = envelope.source_origin().unwrap();
         assert_eq!(
@@ -1358,16 +1378,8 @@ async fn a_source_rides_out_a_server_outage_without_losing_a_line() {
 
     // Every good line at least once; a repeat only from a batch whose
     // acknowledgement the outage cut (at least once).
-    let produced: Vec<serde_json::Value> = read_all(&connection, &stream, "items")
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| serde_json::from_slice(p).unwrap())
-        .collect();
-    let expected: Vec<serde_json::Value> = (1..=LINES)
-        .filter(|n| !n.is_multiple_of(10))
-        .map(source_json)
-        .collect();
+    let (produced, envelopes) = source_results(&connection, &stream).await;
+    let (expected, bad) = source_expected(LINES);
     let missing: Vec<&serde_json::Value> =
         expected.iter().filter(|e| !produced.contains(e)).collect();
     assert!(missing.is_empty(), "lines lost in the outage: {missing:?}");
@@ -1377,16 +1389,8 @@ async fn a_source_rides_out_a_server_outage_without_losing_a_line() {
         "{duplicates} duplicates, more than a batch"
     );
 
-    let positions: Vec<String> =
-        dead_letters(&read_all(&connection, &stream, "items-dlq").await.unwrap())
-            .iter()
-            .map(|e| String::from_utf8_lossy(&e.source_origin().unwrap().position).into_owned())
-            .collect();
-    let lost: Vec<String> = (1..=LINES)
-        .filter(|n| n.is_multiple_of(10))
-        .map(|n| format!("line:{n}"))
-        .filter(|p| !positions.contains(p))
-        .collect();
+    let positions = positions(&envelopes);
+    let lost: Vec<&String> = bad.iter().filter(|p| !positions.contains(p)).collect();
     assert!(lost.is_empty(), "dead letters lost in the outage: {lost:?}");
     eprintln!(
         "live_runtime: source outage after {at_stop} lines: {LINES} lines, {} produced \
