@@ -505,3 +505,46 @@ async fn a_source_produces_its_good_records_and_dead_letters_the_rest() {
         "the source's position is saved after an acknowledged batch"
     );
 }
+
+#[test]
+fn a_library_of_the_wrong_kind_or_no_library_is_refused_by_name() {
+    use iggy_dlq_runtime::plugin::{PluginError, SinkPlugin, SourcePlugin};
+
+    let sink = SinkPlugin::load(&fixture_plugin("json_sink")).unwrap();
+    assert_eq!(sink.version(), "0.1.0");
+    assert!(sink.supports_dlq());
+    assert!(
+        !SinkPlugin::load(&fixture_plugin("plain_sink"))
+            .unwrap()
+            .supports_dlq()
+    );
+    assert!(
+        SourcePlugin::load(&fixture_plugin("lines_source"))
+            .unwrap()
+            .supports_dlq()
+    );
+
+    let err = SourcePlugin::load(&fixture_plugin("json_sink")).unwrap_err();
+    assert!(
+        matches!(err, PluginError::MissingSymbol { kind: "source", .. }),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string()
+            .contains("it is not a source connector plugin"),
+        "{err}"
+    );
+    let err = SinkPlugin::load(&fixture_plugin("lines_source")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("it is not a sink connector plugin"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_library = dir.path().join("libnot_a_plugin.so");
+    std::fs::write(&not_a_library, b"not an ELF file").unwrap();
+    let err = SinkPlugin::load(&not_a_library).unwrap_err();
+    assert!(matches!(err, PluginError::Load { .. }), "{err:?}");
+    assert!(err.to_string().contains("libnot_a_plugin.so"), "{err}");
+}

@@ -114,17 +114,111 @@ fn status(path: &Path, symbol: &'static str, status: i32) -> Result<(), PluginEr
     }
 }
 
-/// A loaded sink plugin.
+/// The entry points every plugin kind has, by name.
 #[derive(Debug)]
-pub struct SinkPlugin {
+struct Kind {
+    /// `sink` or `source`.
+    name: &'static str,
+    close: &'static str,
+    version: &'static str,
+    set_dlq_callback: &'static str,
+}
+
+const SINK: Kind = Kind {
+    name: "sink",
+    close: "iggy_sink_close",
+    version: "iggy_sink_version",
+    set_dlq_callback: "iggy_sink_set_dlq_callback",
+};
+
+const SOURCE: Kind = Kind {
+    name: "source",
+    close: "iggy_source_close",
+    version: "iggy_source_version",
+    set_dlq_callback: "iggy_source_set_dlq_callback",
+};
+
+/// What every plugin kind has: the library, its shared entry points and its
+/// identity.
+#[derive(Debug)]
+struct Loaded {
     path: PathBuf,
-    open: SinkOpen,
-    consume: SinkConsume,
+    kind: &'static Kind,
     close: Close,
     version: String,
     set_dlq_callback: Option<SetDlqCallback>,
     // Declared last: dropped after the function pointers are unusable.
-    _lib: Library,
+    lib: Library,
+}
+
+impl Loaded {
+    /// Loads the library and looks up the entry points every `kind` has.
+    fn load(path: &Path, kind: &'static Kind) -> Result<Self, PluginError> {
+        let lib = load_library(path)?;
+        // SAFETY: each type is the upstream ABI's signature for that symbol.
+        let (close, version, set_dlq_callback) = unsafe {
+            (
+                symbol::<Close>(&lib, kind.close),
+                symbol::<Version>(&lib, kind.version),
+                symbol::<SetDlqCallback>(&lib, kind.set_dlq_callback),
+            )
+        };
+        let close = close.ok_or_else(|| missing(path, kind, kind.close))?;
+        let version = version.ok_or_else(|| missing(path, kind, kind.version))?;
+        Ok(Loaded {
+            path: path.to_owned(),
+            kind,
+            close,
+            version: version_of(version),
+            set_dlq_callback,
+            lib,
+        })
+    }
+
+    /// Looks up a required entry point of type `T`.
+    ///
+    /// # Safety
+    ///
+    /// `T` must be the exact function type the ABI gives `name`.
+    unsafe fn required<T: Copy>(&self, name: &'static str) -> Result<T, PluginError> {
+        // SAFETY: the caller guarantees the type.
+        unsafe { symbol::<T>(&self.lib, name) }.ok_or_else(|| missing(&self.path, self.kind, name))
+    }
+
+    fn status(&self, symbol: &'static str, rc: i32) -> Result<(), PluginError> {
+        status(&self.path, symbol, rc)
+    }
+
+    fn set_dlq_callback(&self, id: u32, callback: DlqCallback) -> Result<bool, PluginError> {
+        let Some(set) = self.set_dlq_callback else {
+            return Ok(false);
+        };
+        // SAFETY: `callback` is a valid function for the process's lifetime.
+        let rc = unsafe { set(id, callback) };
+        self.status(self.kind.set_dlq_callback, rc).map(|()| true)
+    }
+
+    fn close(&self, id: u32) -> i32 {
+        // SAFETY: plain value argument.
+        unsafe { (self.close)(id) }
+    }
+}
+
+fn missing(path: &Path, kind: &Kind, symbol: &'static str) -> PluginError {
+    PluginError::MissingSymbol {
+        path: path.to_owned(),
+        symbol,
+        kind: kind.name,
+    }
+}
+
+/// A loaded sink plugin.
+#[derive(Debug)]
+pub struct SinkPlugin {
+    open: SinkOpen,
+    consume: SinkConsume,
+    // Declared last: holds the library.
+    loaded: Loaded,
 }
 
 impl SinkPlugin {
@@ -134,50 +228,34 @@ impl SinkPlugin {
     ///
     /// When the library cannot be loaded or lacks a required entry point.
     pub fn load(path: &Path) -> Result<Self, PluginError> {
-        let lib = load_library(path)?;
-        let missing = |symbol| PluginError::MissingSymbol {
-            path: path.to_owned(),
-            symbol,
-            kind: "sink",
-        };
+        let loaded = Loaded::load(path, &SINK)?;
         // SAFETY: each type is the upstream ABI's signature for that symbol.
-        let (open, consume, close, version, set_dlq_callback) = unsafe {
+        let (open, consume) = unsafe {
             (
-                symbol::<SinkOpen>(&lib, "iggy_sink_open")
-                    .ok_or_else(|| missing("iggy_sink_open"))?,
-                symbol::<SinkConsume>(&lib, "iggy_sink_consume")
-                    .ok_or_else(|| missing("iggy_sink_consume"))?,
-                symbol::<Close>(&lib, "iggy_sink_close")
-                    .ok_or_else(|| missing("iggy_sink_close"))?,
-                symbol::<Version>(&lib, "iggy_sink_version")
-                    .ok_or_else(|| missing("iggy_sink_version"))?,
-                symbol::<SetDlqCallback>(&lib, "iggy_sink_set_dlq_callback"),
+                loaded.required::<SinkOpen>("iggy_sink_open")?,
+                loaded.required::<SinkConsume>("iggy_sink_consume")?,
             )
         };
         Ok(SinkPlugin {
-            path: path.to_owned(),
             open,
             consume,
-            close,
-            version: version_of(version),
-            set_dlq_callback,
-            _lib: lib,
+            loaded,
         })
     }
 
     /// The plugin's version string.
     pub fn version(&self) -> &str {
-        &self.version
+        &self.loaded.version
     }
 
     /// The library path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.loaded.path
     }
 
     /// Whether the plugin exports `iggy_sink_set_dlq_callback`.
     pub fn supports_dlq(&self) -> bool {
-        self.set_dlq_callback.is_some()
+        self.loaded.set_dlq_callback.is_some()
     }
 
     /// Opens instance `id` with its JSON configuration.
@@ -189,7 +267,7 @@ impl SinkPlugin {
         // SAFETY: the config pointer/length pair is a live slice for the whole
         // call; `log` is a valid function for the process's lifetime.
         let rc = unsafe { (self.open)(id, config_json.as_ptr(), config_json.len(), log) };
-        status(&self.path, "iggy_sink_open", rc)
+        self.loaded.status("iggy_sink_open", rc)
     }
 
     /// Injects the DLQ callback; `Ok(false)` when the plugin has no DLQ
@@ -199,12 +277,7 @@ impl SinkPlugin {
     ///
     /// When the plugin returns a non-zero status.
     pub fn set_dlq_callback(&self, id: u32, callback: DlqCallback) -> Result<bool, PluginError> {
-        let Some(set) = self.set_dlq_callback else {
-            return Ok(false);
-        };
-        // SAFETY: `callback` is a valid function for the process's lifetime.
-        let rc = unsafe { set(id, callback) };
-        status(&self.path, "iggy_sink_set_dlq_callback", rc).map(|()| true)
+        self.loaded.set_dlq_callback(id, callback)
     }
 
     /// Hands one batch to instance `id`; returns the plugin's status (0 ok,
@@ -246,22 +319,18 @@ impl SinkPlugin {
 
     /// Closes instance `id`; returns the plugin's status.
     pub fn close(&self, id: u32) -> i32 {
-        // SAFETY: plain value argument.
-        unsafe { (self.close)(id) }
+        self.loaded.close(id)
     }
 }
 
 /// A loaded source plugin.
 #[derive(Debug)]
 pub struct SourcePlugin {
-    path: PathBuf,
     open: SourceOpen,
     handle: SourceHandle,
     batch_result: SourceBatchResult,
-    close: Close,
-    version: String,
-    set_dlq_callback: Option<SetDlqCallback>,
-    _lib: Library,
+    // Declared last: holds the library.
+    loaded: Loaded,
 }
 
 impl SourcePlugin {
@@ -271,48 +340,31 @@ impl SourcePlugin {
     ///
     /// When the library cannot be loaded or lacks a required entry point.
     pub fn load(path: &Path) -> Result<Self, PluginError> {
-        let lib = load_library(path)?;
-        let missing = |symbol| PluginError::MissingSymbol {
-            path: path.to_owned(),
-            symbol,
-            kind: "source",
-        };
+        let loaded = Loaded::load(path, &SOURCE)?;
         // SAFETY: each type is the upstream ABI's signature for that symbol.
-        let (open, handle, batch_result, close, version, set_dlq_callback) = unsafe {
+        let (open, handle, batch_result) = unsafe {
             (
-                symbol::<SourceOpen>(&lib, "iggy_source_open")
-                    .ok_or_else(|| missing("iggy_source_open"))?,
-                symbol::<SourceHandle>(&lib, "iggy_source_handle_v2")
-                    .ok_or_else(|| missing("iggy_source_handle_v2"))?,
-                symbol::<SourceBatchResult>(&lib, "iggy_source_batch_result")
-                    .ok_or_else(|| missing("iggy_source_batch_result"))?,
-                symbol::<Close>(&lib, "iggy_source_close")
-                    .ok_or_else(|| missing("iggy_source_close"))?,
-                symbol::<Version>(&lib, "iggy_source_version")
-                    .ok_or_else(|| missing("iggy_source_version"))?,
-                symbol::<SetDlqCallback>(&lib, "iggy_source_set_dlq_callback"),
+                loaded.required::<SourceOpen>("iggy_source_open")?,
+                loaded.required::<SourceHandle>("iggy_source_handle_v2")?,
+                loaded.required::<SourceBatchResult>("iggy_source_batch_result")?,
             )
         };
         Ok(SourcePlugin {
-            path: path.to_owned(),
             open,
             handle,
             batch_result,
-            close,
-            version: version_of(version),
-            set_dlq_callback,
-            _lib: lib,
+            loaded,
         })
     }
 
     /// The plugin's version string.
     pub fn version(&self) -> &str {
-        &self.version
+        &self.loaded.version
     }
 
     /// Whether the plugin exports `iggy_source_set_dlq_callback`.
     pub fn supports_dlq(&self) -> bool {
-        self.set_dlq_callback.is_some()
+        self.loaded.set_dlq_callback.is_some()
     }
 
     /// Opens instance `id` with its JSON configuration and saved state.
@@ -340,7 +392,7 @@ impl SourcePlugin {
                 log,
             )
         };
-        status(&self.path, "iggy_source_open", rc)
+        self.loaded.status("iggy_source_open", rc)
     }
 
     /// Injects the DLQ callback; `Ok(false)` when the plugin has no DLQ
@@ -350,12 +402,7 @@ impl SourcePlugin {
     ///
     /// When the plugin returns a non-zero status.
     pub fn set_dlq_callback(&self, id: u32, callback: DlqCallback) -> Result<bool, PluginError> {
-        let Some(set) = self.set_dlq_callback else {
-            return Ok(false);
-        };
-        // SAFETY: `callback` is a valid function for the process's lifetime.
-        let rc = unsafe { set(id, callback) };
-        status(&self.path, "iggy_source_set_dlq_callback", rc).map(|()| true)
+        self.loaded.set_dlq_callback(id, callback)
     }
 
     /// Starts the source's polling, handing batches to `send`.
@@ -366,7 +413,7 @@ impl SourcePlugin {
     pub fn handle(&self, id: u32, send: SendCallback) -> Result<(), PluginError> {
         // SAFETY: `send` is a valid function for the process's lifetime.
         let rc = unsafe { (self.handle)(id, send) };
-        status(&self.path, "iggy_source_handle_v2", rc)
+        self.loaded.status("iggy_source_handle_v2", rc)
     }
 
     /// Answers batch `batch_id`: `Ack` once it is durable, else `Nack`.
@@ -377,7 +424,6 @@ impl SourcePlugin {
 
     /// Closes instance `id`; returns the plugin's status.
     pub fn close(&self, id: u32) -> i32 {
-        // SAFETY: plain value argument.
-        unsafe { (self.close)(id) }
+        self.loaded.close(id)
     }
 }
