@@ -95,6 +95,33 @@ fn run_connector<T>(body: impl FnOnce() -> Result<T>) -> Result<T> {
         .unwrap_or_else(|payload| Err(Error::Panicked(panic_message(payload.as_ref()))))
 }
 
+/// Closes `connector` (taken out of its slot; `None` when it is gone
+/// already), then `dlq` for good: the connector may still dead-letter while
+/// it closes. `kind` names it in the log.
+fn close_connector<C>(
+    kind: &str,
+    id: u32,
+    connector: Option<C>,
+    dlq: &DlqWriter,
+    close: impl FnOnce(&mut C) -> Result<()>,
+) -> i32 {
+    let result = match connector {
+        Some(mut connector) => run_connector(|| close(&mut connector)),
+        None => Ok(()),
+    };
+    dlq.close();
+    match result {
+        Ok(()) => {
+            info!("{kind} {id} closed");
+            STATUS_OK
+        }
+        Err(err) => {
+            error!("{kind} {id} failed to close: {err}");
+            STATUS_CONNECTOR_ERROR
+        }
+    }
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -374,21 +401,7 @@ impl<S: Sink> SinkHost<S> {
                 return STATUS_INVALID_CALL;
             };
             let sink = lock(&instance.sink).take();
-            let result = match sink {
-                Some(mut sink) => run_connector(|| sink.close()),
-                None => Ok(()),
-            };
-            instance.dlq.close();
-            match result {
-                Ok(()) => {
-                    info!("sink {id} closed");
-                    STATUS_OK
-                }
-                Err(err) => {
-                    error!("sink {id} failed to close: {err}");
-                    STATUS_CONNECTOR_ERROR
-                }
-            }
+            close_connector("sink", id, sink, &instance.dlq, |sink: &mut S| sink.close())
         })
     }
 
@@ -605,21 +618,9 @@ impl<S: Source> SourceHost<S> {
                 let _ = worker.join();
             }
             let source = lock(&instance.source).take();
-            let result = match source {
-                Some(mut source) => run_connector(|| source.close()),
-                None => Ok(()),
-            };
-            instance.dlq.close();
-            match result {
-                Ok(()) => {
-                    info!("source {id} closed");
-                    STATUS_OK
-                }
-                Err(err) => {
-                    error!("source {id} failed to close: {err}");
-                    STATUS_CONNECTOR_ERROR
-                }
-            }
+            close_connector("source", id, source, &instance.dlq, |source: &mut S| {
+                source.close()
+            })
         })
     }
 
