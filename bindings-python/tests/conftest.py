@@ -7,7 +7,6 @@ it). Google's protobuf package, with code generated from the committed
 
 from __future__ import annotations
 
-import importlib
 import struct
 import sys
 from pathlib import Path
@@ -18,7 +17,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "tests" / "vectors"
-PROTO_ROOT = ROOT / "proto"
+
+sys.path.insert(0, str(ROOT / "tests" / "python"))
+from envelope_schema import compile_envelope_pb2  # noqa: E402
 
 
 def vector_names() -> list[str]:
@@ -31,25 +32,8 @@ def vector(name: str) -> bytes:
 
 @pytest.fixture(scope="session")
 def envelope_pb2(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
-    """`iggy/dlq/v1/envelope_pb2.py`, generated now from the committed .proto
-    by the protoc that ships in grpcio-tools."""
-    from grpc_tools import protoc
-
-    out = tmp_path_factory.mktemp("pb2")
-    rc = protoc.main(
-        [
-            "protoc",
-            f"--proto_path={PROTO_ROOT}",
-            f"--python_out={out}",
-            str(PROTO_ROOT / "iggy" / "dlq" / "v1" / "envelope.proto"),
-        ]
-    )
-    assert rc == 0, "protoc failed on proto/iggy/dlq/v1/envelope.proto"
-    sys.path.insert(0, str(out))
-    try:
-        return importlib.import_module("iggy.dlq.v1.envelope_pb2")
-    finally:
-        sys.path.remove(str(out))
+    """`iggy/dlq/v1/envelope_pb2.py`, generated now from the committed .proto."""
+    return compile_envelope_pb2(tmp_path_factory.mktemp("pb2"))
 
 
 # Iggy's encoding of header values, written out here from the schema's
