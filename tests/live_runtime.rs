@@ -94,6 +94,24 @@ async fn produce(connection: &IggyConnection, stream: &str, topic: &str, n: u64)
 /// an `order_id`.
 const REQUIRE_ORDER_ID: &str = "required_field = \"order_id\"";
 
+/// Writes `dir/config.toml` for `server`, with connector files in
+/// `dir/connectors` and the spool in `dir/spool_dir`.
+fn write_runtime_config(dir: &Path, server: &IggyServer, spool_dir: &str) {
+    std::fs::create_dir_all(dir.join("connectors")).unwrap();
+    std::fs::write(
+        dir.join("config.toml"),
+        format!(
+            "[iggy]\naddress = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n\
+             [runtime]\ninstance_id = \"live-test\"\nspool_dir = \"{spool_dir}\"\n\
+             [connectors]\nconfig_dir = \"connectors\"\n",
+            server.address(),
+            server.username(),
+            server.password()
+        ),
+    )
+    .unwrap();
+}
+
 struct Setup {
     dir: tempfile::TempDir,
     stream: String,
@@ -132,19 +150,7 @@ impl Setup {
         dlq_config: &str,
     ) -> Config {
         let dir = self.dir.path();
-        std::fs::create_dir_all(dir.join("connectors")).unwrap();
-        std::fs::write(
-            dir.join("config.toml"),
-            format!(
-                "[iggy]\naddress = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n\
-                 [runtime]\ninstance_id = \"live-test\"\nspool_dir = \"spool\"\n\
-                 [connectors]\nconfig_dir = \"connectors\"\n",
-                server.address(),
-                server.username(),
-                server.password()
-            ),
-        )
-        .unwrap();
+        write_runtime_config(dir, server, "spool");
         std::fs::write(
             dir.join("connectors/orders.toml"),
             format!(
@@ -1186,19 +1192,7 @@ async fn source_setup(
         .ensure_topic(stream, "items", 1, true)
         .await
         .unwrap();
-    std::fs::create_dir_all(dir.join("connectors")).unwrap();
-    std::fs::write(
-        dir.join("config.toml"),
-        format!(
-            "[iggy]\naddress = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n\
-             [runtime]\nspool_dir = \"state/spool\"\n\
-             [connectors]\nconfig_dir = \"connectors\"\n",
-            server.address(),
-            server.username(),
-            server.password()
-        ),
-    )
-    .unwrap();
+    write_runtime_config(dir, server, "state/spool");
     std::fs::write(
         dir.join("connectors/items.toml"),
         format!(
