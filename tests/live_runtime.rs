@@ -1395,3 +1395,192 @@ async fn a_source_rides_out_a_server_outage_without_losing_a_line() {
         metric(&report, "items", |m| &m.drained),
     );
 }
+
+// ---- the iggy-dlq binary: SIGTERM, and the DLQ tools on a topic ----
+
+fn iggy_dlq(args: &[&str]) -> std::process::Output {
+    Command::new(iggy_dlq_tests::iggy_dlq_binary())
+        .args(args)
+        .env("IGGY_DLQ_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn connection_string(server: &IggyServer) -> String {
+    format!(
+        "iggy://{}:{}@{}",
+        server.username(),
+        server.password(),
+        server.address()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_exactly() {
+    let Some(server) = IggyServer::find("live_runtime::sigterm") else {
+        return;
+    };
+    const N: u64 = 20_000;
+    let setup = Setup::new("sigterm");
+    let connection = connect(&server).await;
+    produce(&connection, &setup.stream, "orders", N).await;
+    let _ = setup.config(&server, &fixture_plugin("json_sink"));
+    let config_path = setup.dir.path().join("config.toml");
+
+    let run = || {
+        let mut child = Command::new(iggy_dlq_tests::iggy_dlq_binary())
+            .args(["run", "--config", config_path.to_str().unwrap()])
+            .env("IGGY_DLQ_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        (child.id(), child.stderr.take(), child)
+    };
+
+    // 1. SIGTERM once a fifth of the messages are through.
+    let (pid, stderr, mut child) = run();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while setup.target_ids().len() < 4_000 {
+        assert!(Instant::now() < deadline, "no progress");
+        assert!(child.try_wait().unwrap().is_none(), "iggy-dlq run exited");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr.unwrap(), &mut log).unwrap();
+    assert!(
+        status.success(),
+        "iggy-dlq run after SIGTERM: {status}\n{log}"
+    );
+    assert!(
+        log.contains("connector orders:") && log.contains("commits"),
+        "the counters are printed on shutdown:\n{log}"
+    );
+
+    // Everything written is committed and nothing committed is missing: the
+    // batch under way was finished and committed before the exit.
+    let committed = setup.committed(&connection).await.expect("a commit");
+    assert!(committed < N - 1, "SIGTERM came too late to test anything");
+    let good_until =
+        |last: u64| -> Vec<u64> { (0..=last).filter(|&i| poison(i).is_none()).collect() };
+    assert_eq!(setup.target_ids(), good_until(committed));
+    let dlq = dead_letters(
+        &read_all(&connection, &setup.stream, "orders-dlq")
+            .await
+            .unwrap(),
+    );
+    let bad_until =
+        |last: u64| -> Vec<u64> { (0..=last).filter(|&i| poison(i).is_some()).collect() };
+    assert_eq!(origin_offsets(&dlq), bad_until(committed));
+
+    // 2. A second run goes on from the commit: together, exactly once.
+    let (pid, stderr, mut child) = run();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while setup.committed(&connection).await != Some(N - 1) {
+        assert!(Instant::now() < deadline, "the second run did not finish");
+        assert!(child.try_wait().unwrap().is_none(), "iggy-dlq run exited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut stderr.unwrap(), &mut log).unwrap();
+    assert!(
+        status.success(),
+        "iggy-dlq run after SIGINT: {status}\n{log}"
+    );
+    assert_eq!(setup.target_ids(), good_until(N - 1), "no duplicates");
+    let dlq = dead_letters(
+        &read_all(&connection, &setup.stream, "orders-dlq")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(origin_offsets(&dlq), bad_until(N - 1), "no duplicates");
+    eprintln!(
+        "live_runtime: SIGTERM after offset {committed} of {N}; two runs wrote every message once"
+    );
+
+    // 3. The DLQ tools on the topic.
+    let address = connection_string(&server);
+    let topic = ["--stream", setup.stream.as_str(), "--topic", "orders-dlq"];
+    let out = iggy_dlq(&[&["inspect", address.as_str()][..], &topic[..]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 200);
+    let out = iggy_dlq(&[&["stats", address.as_str()][..], &topic[..]].concat());
+    let stats = String::from_utf8_lossy(&out.stdout);
+    assert!(stats.starts_with("200 dead letters"), "{stats}");
+    assert!(
+        stats.contains("100  connector_process / missing_field"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("100  runtime_decode / malformed_payload"),
+        "{stats}"
+    );
+
+    // Replay the missing-field ones into a retry topic.
+    connection
+        .ensure_topic(&setup.stream, "orders-retry", 1, true)
+        .await
+        .unwrap();
+    let replay = |extra: &[&str]| {
+        iggy_dlq(
+            &[
+                &["replay", address.as_str()][..],
+                &topic[..],
+                &["--code", "missing_field", "--to-topic", "orders-retry"][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let out = replay(&["--limit", "60"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!(
+            "replayed 60 to {}/orders-retry partition 0",
+            setup.stream
+        )),
+        "{printed}"
+    );
+    let next: usize = printed
+        .rsplit("--skip ")
+        .next()
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no resume point in:\n{printed}"));
+    let skip = next.to_string();
+    let out = replay(&["--skip", skip.as_str()]);
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        printed.contains(&format!(
+            "replayed 40 to {}/orders-retry partition 0",
+            setup.stream
+        )),
+        "going on from --skip {next} replays the rest:\n{printed}"
+    );
+    let retried = read_all(&connection, &setup.stream, "orders-retry")
+        .await
+        .unwrap();
+    let missing: Vec<Bytes> = (0..N)
+        .filter(|&i| poison(i) == Some(Poison::MissingOrderId))
+        .map(payload)
+        .collect();
+    assert_eq!(retried, missing, "each once, in DLQ order");
+}

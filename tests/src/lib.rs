@@ -42,14 +42,17 @@ pub fn find_tool(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     if std::env::var("IGGY_DLQ_REQUIRE_TOOLS").as_deref() == Ok("1") {
         panic!("{test}: {why}");
     }
-    eprintln!("SKIPPED {test}: {why}");
+    // Straight to the process's stderr: the test harness captures what
+    // `eprintln!` prints in a passing test, and a skip must be seen.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
     None
 }
 
-/// Builds the fixture plugins of `tests/plugins/` once per test process,
-/// with the cargo that runs the tests, into the target directory the test
-/// runs from, and returns that profile directory (where `libjson_sink.so`,
-/// ... are).
+/// Builds the fixture plugins of `tests/plugins/` and the `iggy-dlq`
+/// binary once per test process, with the cargo that runs the tests, into
+/// the target directory the test runs from, and returns that profile
+/// directory (where `libjson_sink.so`, ... and `iggy-dlq` are).
 ///
 /// # Panics
 ///
@@ -63,6 +66,20 @@ pub fn built_artifacts() -> &'static Path {
         let target_dir = profile_dir.parent().expect("target dir");
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut build = Command::new(&cargo);
+        // Without the variables cargo sets for a test process: build
+        // scripts that watch them (ring's, through cc) would otherwise see
+        // a change, and the Iggy client be built again, on every run.
+        for (name, _) in std::env::vars_os() {
+            if let Some(name) = name.to_str()
+                && name.starts_with("CARGO_")
+                && name != "CARGO_HOME"
+                && !name.starts_with("CARGO_BUILD_")
+                && !name.starts_with("CARGO_REGISTRIES_")
+                && !name.starts_with("CARGO_NET_")
+            {
+                build.env_remove(name);
+            }
+        }
         build
             .current_dir(workspace_root())
             .args([
@@ -73,6 +90,8 @@ pub fn built_artifacts() -> &'static Path {
                 "lines-source",
                 "-p",
                 "plain-sink",
+                "-p",
+                "iggy-dlq-runtime",
             ])
             .arg("--target-dir")
             .arg(target_dir);
@@ -83,7 +102,10 @@ pub fn built_artifacts() -> &'static Path {
             build.arg("--release");
         }
         let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building the fixture plugins failed");
+        assert!(
+            status.success(),
+            "building the fixture plugins and iggy-dlq failed"
+        );
         profile_dir.to_path_buf()
     })
 }
@@ -96,4 +118,9 @@ pub fn fixture_plugin(crate_name: &str) -> PathBuf {
         std::env::consts::DLL_PREFIX,
         std::env::consts::DLL_EXTENSION
     ))
+}
+
+/// The path of the `iggy-dlq` binary, built by [`built_artifacts`].
+pub fn iggy_dlq_binary() -> PathBuf {
+    built_artifacts().join(format!("iggy-dlq{}", std::env::consts::EXE_SUFFIX))
 }
