@@ -548,3 +548,106 @@ fn a_library_of_the_wrong_kind_or_no_library_is_refused_by_name() {
     assert!(matches!(err, PluginError::Load { .. }), "{err:?}");
     assert!(err.to_string().contains("libnot_a_plugin.so"), "{err}");
 }
+
+/// The first ```toml block of the README after `marker`.
+fn readme_toml(marker: &str) -> String {
+    let readme =
+        std::fs::read_to_string(iggy_dlq_tests::workspace_root().join("README.md")).unwrap();
+    let after = &readme[readme
+        .find(marker)
+        .unwrap_or_else(|| panic!("README: no {marker:?}"))..];
+    let start = after.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let end = start + after[start..].find("```").expect("the block ends");
+    after[start..end].to_owned()
+}
+
+#[test]
+fn the_readme_config_examples_pass_iggy_dlq_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("connectors")).unwrap();
+    std::fs::write(
+        dir.path().join("runtime.toml"),
+        readme_toml("The runtime file:"),
+    )
+    .unwrap();
+    let connector = readme_toml("with a `[dlq]` section:");
+    let plugin = fixture_plugin("json_sink");
+    let plugin_stem = plugin.with_extension("");
+    assert!(connector.contains("path = \"target/release/libjson_sink\""));
+    std::fs::write(
+        dir.path().join("connectors/orders.toml"),
+        connector.replace("target/release/libjson_sink", plugin_stem.to_str().unwrap()),
+    )
+    .unwrap();
+    let check = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(iggy_dlq_tests::iggy_dlq_binary());
+        command
+            .args(["check", "--config"])
+            .arg(dir.path().join("runtime.toml"))
+            .env_remove("IGGY_USERNAME")
+            .env_remove("IGGY_PASSWORD")
+            .env("IGGY_DLQ_LOG", "error");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+
+    let out = check(&[("IGGY_USERNAME", "dlq-user"), ("IGGY_PASSWORD", "s3cret")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Iggy at localhost:8090"), "{stdout}");
+    assert!(
+        stdout.contains("sink orders (Orders to JSON lines): shop/orders"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("dlq: Iggy topic dlq/orders-dlq"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0.1.0, can dead-letter"), "{stdout}");
+    assert!(stdout.contains("ok: 1 connector(s)"), "{stdout}");
+    assert!(!stdout.contains("s3cret"), "no secret in the output");
+
+    let out = check(&[("IGGY_USERNAME", "dlq-user")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("IGGY_PASSWORD"),
+        "the missing variable is named: {stderr}"
+    );
+
+    // The plain sink cannot dead-letter: check says so.
+    std::fs::write(
+        dir.path().join("connectors/orders.toml"),
+        connector.replace(
+            "target/release/libjson_sink",
+            fixture_plugin("plain_sink")
+                .with_extension("")
+                .to_str()
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    let out = check(&[("IGGY_USERNAME", "u"), ("IGGY_PASSWORD", "p")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("cannot dead-letter"), "{stdout}");
+    assert!(stdout.contains("warning: a DLQ is configured"), "{stdout}");
+
+    // A plugin that is not there fails the check, by path.
+    std::fs::write(
+        dir.path().join("connectors/orders.toml"),
+        connector.replace("target/release/libjson_sink", "/nowhere/libmissing"),
+    )
+    .unwrap();
+    let out = check(&[("IGGY_USERNAME", "u"), ("IGGY_PASSWORD", "p")]);
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("/nowhere/libmissing"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 plugin(s) cannot be loaded"));
+}

@@ -1,6 +1,8 @@
 //! `iggy-dlq`: the command line of the iggy-dlq runtime.
 //!
 //! - `iggy-dlq run --config FILE`: host the configured connectors.
+//! - `iggy-dlq check --config FILE`: check a config and its plugins without
+//!   connecting to Iggy.
 //! - `iggy-dlq demo [--iggy iggy://user:password@host:port]`: the whole
 //!   dead-letter path on a generated batch.
 //! - `iggy-dlq inspect SOURCE`: print the dead letters of a DLQ file or topic.
@@ -36,6 +38,14 @@ struct Cli {
 enum Command {
     /// Host the connectors of a runtime config file until SIGINT/SIGTERM.
     Run {
+        /// The runtime config file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a runtime config file and load each enabled connector's plugin,
+    /// without connecting to Iggy: what `run` would host, and whether each
+    /// plugin can dead-letter.
+    Check {
         /// The runtime config file (TOML).
         #[arg(long, short)]
         config: PathBuf,
@@ -204,6 +214,7 @@ async fn execute(command: Command) -> Result<(), String> {
                 ))
             }
         }
+        Command::Check { config } => check(&config),
         Command::Demo {
             iggy,
             dir,
@@ -389,6 +400,91 @@ async fn execute(command: Command) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// `iggy-dlq check`: prints each connector, its plugin and its DLQ; fails
+/// when the config does not load or a plugin does not, and warns about a
+/// plugin that cannot dead-letter while a DLQ is configured.
+fn check(path: &std::path::Path) -> Result<(), String> {
+    use iggy_dlq_runtime::config::{ConnectorType, DlqTarget};
+    use iggy_dlq_runtime::plugin::{SinkPlugin, SourcePlugin};
+
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    println!(
+        "{}: Iggy at {}, instance {}, spool {}",
+        path.display(),
+        config.iggy.address,
+        config.instance_id,
+        config.spool_dir.display()
+    );
+    let mut failed = 0;
+    for connector in &config.connectors {
+        let (kind, loaded) = match connector.kind {
+            ConnectorType::Sink => (
+                "sink",
+                SinkPlugin::load(&connector.path)
+                    .map(|p| (p.version().to_owned(), p.supports_dlq())),
+            ),
+            ConnectorType::Source => (
+                "source",
+                SourcePlugin::load(&connector.path)
+                    .map(|p| (p.version().to_owned(), p.supports_dlq())),
+            ),
+        };
+        let streams: Vec<String> = connector
+            .streams
+            .iter()
+            .flat_map(|s| {
+                s.topics
+                    .iter()
+                    .chain(s.topic.iter())
+                    .map(move |t| format!("{}/{t}", s.stream))
+            })
+            .collect();
+        println!(
+            "{kind} {} ({}): {}",
+            connector.key,
+            connector.name,
+            streams.join(", ")
+        );
+        let dlq = connector.dlq.as_ref().map(|d| match &d.target {
+            DlqTarget::Iggy { stream, topic } => format!("Iggy topic {stream}/{topic}"),
+            DlqTarget::File(file) => format!("file {}", file.display()),
+        });
+        println!(
+            "  dlq: {}",
+            dlq.as_deref()
+                .unwrap_or("none (failed messages are not dead-lettered)")
+        );
+        match loaded {
+            Ok((version, supports_dlq)) => {
+                println!(
+                    "  plugin: {} {version}, {}",
+                    connector.path.display(),
+                    if supports_dlq {
+                        "can dead-letter"
+                    } else {
+                        "cannot dead-letter (no iggy_*_set_dlq_callback)"
+                    }
+                );
+                if dlq.is_some() && !supports_dlq {
+                    println!(
+                        "  warning: a DLQ is configured, but failures this plugin hides inside a \
+                         successful call are lost"
+                    );
+                }
+            }
+            Err(error) => {
+                failed += 1;
+                println!("  plugin: {error}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} plugin(s) cannot be loaded"));
+    }
+    println!("ok: {} connector(s)", config.connectors.len());
+    Ok(())
 }
 
 /// The records of a DLQ file (`PATH`, `file://PATH`) or topic (`iggy://...`).
