@@ -66,5 +66,9 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
         iggy_dlq_envelope::DEFAULT_MAX_ENVELOPE_LEN,
     )?;
     m.add("ENVELOPE_TYPE_NAME", iggy_dlq_envelope::ENVELOPE_TYPE_NAME)?;
+    m.add(
+        "REPLAY_COUNT_HEADER",
+        iggy_dlq_envelope::REPLAY_COUNT_HEADER,
+    )?;
     Ok(())
 }

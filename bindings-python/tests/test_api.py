@@ -91,6 +91,7 @@ def test_the_public_names_are_exported() -> None:
     for name in iggy_dlq.__all__:
         assert hasattr(iggy_dlq, name), name
     assert iggy_dlq.ENVELOPE_TYPE_NAME == "iggy.dlq.v1.DlqEnvelope"
+    assert iggy_dlq.REPLAY_COUNT_HEADER == "iggy-dlq-replay-count"
 
 
 def test_enum_values_of_a_newer_producer_are_kept_as_unknown(envelope_pb2: ModuleType) -> None:

@@ -35,6 +35,7 @@ from ._errors import (
 from ._native import (
     DEFAULT_MAX_ENVELOPE_LEN,
     ENVELOPE_TYPE_NAME,
+    REPLAY_COUNT_HEADER,
     Connector,
     DlqEnvelope,
     DlqFileReader,
@@ -52,6 +53,7 @@ from ._reader import DlqReader, DlqRecord, read
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_LEN",
     "ENVELOPE_TYPE_NAME",
+    "REPLAY_COUNT_HEADER",
     "Connector",
     "DecodeError",
     "DlqEnvelope",

@@ -7,6 +7,7 @@ from typing import Any, final
 __all__ = [
     "DEFAULT_MAX_ENVELOPE_LEN",
     "ENVELOPE_TYPE_NAME",
+    "REPLAY_COUNT_HEADER",
     "Connector",
     "DlqEnvelope",
     "DlqFileReader",
@@ -23,6 +24,10 @@ __all__ = [
 
 DEFAULT_MAX_ENVELOPE_LEN: int
 ENVELOPE_TYPE_NAME: str
+# The user header `iggy-dlq replay` puts on each message it replays (a uint32:
+# how many times it has now been replayed); `DlqEnvelope.replay_count` of a
+# message that failed again comes from it.
+REPLAY_COUNT_HEADER: str
 
 _HeaderValue = bytes | str | bool | int | float
 
