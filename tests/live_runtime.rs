@@ -1530,11 +1530,8 @@ async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_ex
         "{stats}"
     );
 
-    // Replay the missing-field ones into a retry topic.
-    connection
-        .ensure_topic(&setup.stream, "orders-retry", 1, true)
-        .await
-        .unwrap();
+    // Replay the missing-field ones into a retry topic: refused, and nothing
+    // sent, until the topic exists.
     let replay = |extra: &[&str]| {
         iggy_dlq(
             &[
@@ -1546,6 +1543,17 @@ async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_ex
             .concat(),
         )
     };
+    let out = replay(&[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing replayed") && err.contains("orders-retry"),
+        "{err}"
+    );
+    connection
+        .ensure_topic(&setup.stream, "orders-retry", 1, true)
+        .await
+        .unwrap();
     let out = replay(&["--limit", "60"]);
     assert!(
         out.status.success(),

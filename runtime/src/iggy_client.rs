@@ -71,6 +71,26 @@ impl IggyClientError {
         }
     }
 
+    /// Partition `partition_id` is not one of the `partitions` of
+    /// `stream`/`topic` (a [`NotFound`](IggyFailureKind::NotFound) failure).
+    pub fn partition_not_found(
+        stream: &str,
+        topic: &str,
+        partition_id: u32,
+        partitions: u32,
+    ) -> Self {
+        let id = |name: &str| {
+            Identifier::named(name).unwrap_or_else(|_| Identifier::numeric(1).expect("1 is valid"))
+        };
+        IggyClientError {
+            context: format!(
+                "`{stream}/{topic}` has no partition {partition_id} (its partitions are 0 to {})",
+                partitions.saturating_sub(1)
+            ),
+            source: IggyError::PartitionNotFound(partition_id as usize, id(topic), id(stream)),
+        }
+    }
+
     fn new(context: impl Into<String>) -> impl FnOnce(IggyError) -> Self {
         let context = context.into();
         move |source| IggyClientError { context, source }

@@ -155,9 +155,17 @@ struct DlqSource {
     topic: Option<String>,
 }
 
-fn init_logging() {
+/// Logs to stderr, filtered by `IGGY_DLQ_LOG` (`tracing` directives); by
+/// default `info` for the long-running commands, `warn` for the tools,
+/// whose output is their answer, and `warn` for the Iggy client's own
+/// connection chatter either way.
+fn init_logging(command: &Command) {
+    let default = match command {
+        Command::Run { .. } | Command::Demo { .. } => "info,iggy=warn",
+        _ => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("IGGY_DLQ_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -166,7 +174,7 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(&cli.command);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -377,10 +385,15 @@ async fn execute(command: Command) -> Result<(), String> {
             for (reason, n) in &plan.skipped {
                 println!("skipped {n} that {reason}");
             }
-            println!(
-                "read DLQ records {from} to {}; go on after them with --skip {}",
-                plan.next_index, plan.next_index
-            );
+            if plan.next_index > from {
+                println!(
+                    "read DLQ records {from} to {}; go on after them with --skip {}",
+                    plan.next_index - 1,
+                    plan.next_index
+                );
+            } else {
+                println!("read no DLQ records; {} in all", records.len());
+            }
             Ok(())
         }
         Command::Inspect { dlq, json, limit } => {

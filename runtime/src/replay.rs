@@ -342,36 +342,82 @@ impl ReplayReport {
     }
 }
 
-/// A replay that Iggy stopped.
+/// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "replayed {} message(s), then Iggy failed at DLQ record {next_index} (go on from there with \
-     --skip {next_index}): {source}", report.total()
-)]
-pub struct ReplayError {
-    /// What was replayed before the failure.
-    pub report: ReplayReport,
-    /// The DLQ index of the first record not known to be replayed.
-    pub next_index: usize,
-    /// The failure.
-    #[source]
-    pub source: IggyClientError,
+pub enum ReplayError {
+    /// A destination does not exist; nothing was sent.
+    #[error("nothing replayed: {0}")]
+    Destination(#[source] IggyClientError),
+    /// Iggy failed in the middle.
+    #[error(
+        "replayed {} message(s), then Iggy failed at DLQ record {next_index} (go on from there \
+         with --skip {next_index}): {source}", report.total()
+    )]
+    Send {
+        /// What was replayed before the failure.
+        report: ReplayReport,
+        /// The DLQ index of the first record not known to be replayed.
+        next_index: usize,
+        /// The failure.
+        #[source]
+        source: IggyClientError,
+    },
 }
 
 /// The most messages in one send.
 const SEND_BATCH: usize = 1000;
 
-/// Produces the plan's messages in DLQ order, in batches of consecutive
-/// messages with one destination.
+/// Checks that every destination of `plan` exists: its stream, its topic
+/// and the partition, so that a typo fails before anything is sent rather
+/// than halfway.
 ///
 /// # Errors
 ///
-/// When Iggy fails; the error says how far the replay got. Messages of the
-/// failed batch may or may not have landed (at least once).
+/// Naming the first destination that does not exist.
+pub async fn check_destinations(
+    connection: &IggyConnection,
+    plan: &ReplayPlan,
+) -> Result<(), IggyClientError> {
+    let mut checked: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for planned in &plan.replays {
+        let key = (planned.stream.as_str(), planned.topic.as_str());
+        let partitions = match checked.get(&key) {
+            Some(&partitions) => partitions,
+            None => {
+                let info = connection
+                    .ensure_topic(&planned.stream, &planned.topic, 1, false)
+                    .await?;
+                checked.insert(key, info.partitions);
+                info.partitions
+            }
+        };
+        if planned.partition_id >= partitions {
+            return Err(IggyClientError::partition_not_found(
+                &planned.stream,
+                &planned.topic,
+                planned.partition_id,
+                partitions,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Produces the plan's messages in DLQ order, in batches of consecutive
+/// messages with one destination, after [`check_destinations`].
+///
+/// # Errors
+///
+/// When a destination does not exist (nothing is sent then) or Iggy fails;
+/// the error says how far the replay got. Messages of the failed batch may
+/// or may not have landed (at least once).
 pub async fn send(
     connection: &IggyConnection,
     plan: &ReplayPlan,
 ) -> Result<ReplayReport, ReplayError> {
+    check_destinations(connection, plan)
+        .await
+        .map_err(ReplayError::Destination)?;
     let mut report = ReplayReport::default();
     let mut start = 0;
     while start < plan.replays.len() {
@@ -393,7 +439,7 @@ pub async fn send(
             .send_to_partition(&first.stream, &first.topic, first.partition_id, &messages)
             .await
         {
-            return Err(ReplayError {
+            return Err(ReplayError::Send {
                 report,
                 next_index: first.dlq_index,
                 source,
