@@ -648,7 +648,8 @@ impl IggyConnection {
     /// but not the disconnects a shutdown implies), and such a member keeps
     /// its partitions forever: a member that joins afresh is assigned none
     /// and polls nothing. When the group has more members than there are
-    /// live clients in it, this reads the group's committed offsets,
+    /// live clients in it (counted twice, 200 ms apart, and both times),
+    /// this reads the group's committed offsets,
     /// recreates the group, joins it and stores the offsets again, and says
     /// so in the returned [`GroupRepair`]. Live members of other clients
     /// lose their membership too and must join again (the sink does on the
@@ -671,11 +672,20 @@ impl IggyConnection {
     ) -> Result<GroupJoin, IggyClientError> {
         let (s, t, g) = (ident(stream)?, ident(topic)?, ident(group)?);
         self.join_or_create(&s, &t, &g, group).await?;
-        let stale = match self.stale_members(&s, &t, &g, group).await {
-            Ok(Some(0)) | Ok(None) => return Ok(GroupJoin::Joined),
-            Ok(Some(stale)) => stale,
-            Err(error) => return Ok(GroupJoin::NotChecked(error)),
-        };
+        // Counted twice, a moment apart: the server gathers its clients
+        // from every shard on a best-effort basis, and a live member that
+        // one gather missed must not cost the group its members.
+        let mut stale = usize::MAX;
+        for attempt in 0..2 {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            match self.stale_members(&s, &t, &g, group).await {
+                Ok(Some(0)) | Ok(None) => return Ok(GroupJoin::Joined),
+                Ok(Some(n)) => stale = stale.min(n),
+                Err(error) => return Ok(GroupJoin::NotChecked(error)),
+            }
+        }
         let partitions = self
             .client
             .get_topic(&s, &t)
