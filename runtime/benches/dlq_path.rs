@@ -1,6 +1,8 @@
 //! What the runtime's DLQ path costs: `DlqRoute::submit` of one encoded
-//! envelope into the producer's queue, and `DlqFileWriter::append` of 100
-//! envelopes to the file target.
+//! envelope into the producer's queue, `DlqFileWriter::append` of 100
+//! envelopes to the file target, and `replay::plan` of 1,000 dead letters
+//! (decode, filter, rebuild the message with its headers) against decoding
+//! them alone.
 //!
 //! In each group, the benchmark named `baseline_*` is what the others are
 //! compared with; `tests/bench.sh` prints the ratios. The file benchmarks
@@ -20,6 +22,7 @@ use iggy_dlq_envelope::{
 };
 use iggy_dlq_runtime::dlq::{DeadLetter, DlqFileWriter, DlqRoute, DlqStatus, RouteConfig};
 use iggy_dlq_runtime::metrics::Registry;
+use iggy_dlq_runtime::replay::{self, Destination, ReplayFilter};
 
 /// One encoded dead letter with a 1 KiB payload.
 fn encoded_envelope(offset: u64) -> Bytes {
@@ -168,5 +171,57 @@ fn file_append(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, submit, file_append);
+fn replay_plan(c: &mut Criterion) {
+    const RECORDS: usize = 1000;
+    let records: Vec<Bytes> = (0..RECORDS as u64)
+        .map(|offset| {
+            DlqEnvelope::for_sink(SinkOrigin::new("orders", "created", 1, offset, 42))
+                .payload(Bytes::from(vec![b'x'; 1024]), PayloadSchema::Json)
+                .header(iggy_dlq_envelope::Header::new(
+                    "tenant".into(),
+                    iggy_dlq_envelope::HeaderValue::Uint64(offset),
+                ))
+                .failure(Failure::new(
+                    FailureStage::ConnectorProcess,
+                    if offset % 2 == 0 {
+                        ErrorCode::MissingField
+                    } else {
+                        ErrorCode::MalformedPayload
+                    },
+                    "failed",
+                ))
+                .connector(Connector::sink("bench", "Bench", "0.1.0"))
+                .build()
+                .expect("the benchmark envelope is valid")
+                .encode_to_bytes()
+        })
+        .collect();
+    let mut group = c.benchmark_group("runtime_replay_plan_1k");
+    group.throughput(Throughput::Elements(RECORDS as u64));
+    let decoder = iggy_dlq_envelope::Decoder::new();
+    group.bench_function("baseline_decode", |b| {
+        b.iter(|| {
+            for record in &records {
+                black_box(decoder.decode(record.clone()).expect("valid"));
+            }
+        })
+    });
+    let half = ReplayFilter {
+        codes: vec![ErrorCode::MissingField],
+        ..ReplayFilter::default()
+    };
+    group.bench_function("plan_half_matching", |b| {
+        b.iter(|| {
+            black_box(replay::plan(
+                black_box(&records),
+                &half,
+                &Destination::default(),
+                None,
+            ))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, submit, file_append, replay_plan);
 criterion_main!(benches);
