@@ -1,8 +1,9 @@
 //! A real Iggy server for the live tests, found through the environment.
 //!
-//! - `IGGY_TEST_ADDRESS=host:port`: a server that is already running, with
-//!   the credentials in `IGGY_TEST_USERNAME` / `IGGY_TEST_PASSWORD` (both
-//!   default to `iggy`, for a development server only).
+//! - `IGGY_TEST_ADDRESS=host:port` (or `iggy://[user:password@]host:port`):
+//!   a server that is already running, with the credentials in
+//!   `IGGY_TEST_USERNAME` / `IGGY_TEST_PASSWORD` (else those of the
+//!   connection string, else `iggy`, for a development server only).
 //! - `IGGY_SERVER_BIN=/path/to/iggy-server`: a server binary (Apache Iggy's
 //!   `iggy-server` 0.9.0-edge.5) that the harness starts on a free loopback
 //!   port, with a temporary data directory and generated root credentials,
@@ -70,14 +71,26 @@ impl IggyServer {
         if let Some(bin) = std::env::var_os("IGGY_SERVER_BIN").filter(|b| !b.is_empty()) {
             return Some(IggyServer::launch(PathBuf::from(bin)));
         }
-        if let Ok(address) = std::env::var("IGGY_TEST_ADDRESS")
-            && !address.is_empty()
+        if let Ok(given) = std::env::var("IGGY_TEST_ADDRESS")
+            && !given.is_empty()
         {
-            let var = |name| std::env::var(name).unwrap_or_else(|_| "iggy".to_owned());
+            // `host:port`, or a connection string `iggy://[user:password@]host:port`
+            // as the Python tests take it; credentials in it are defaults.
+            let rest = given.strip_prefix("iggy://").unwrap_or(&given);
+            let (credentials, address) = match rest.rsplit_once('@') {
+                Some((credentials, address)) => (credentials.split_once(':'), address),
+                None => (None, rest),
+            };
+            let var = |name, given: Option<&str>| {
+                std::env::var(name)
+                    .ok()
+                    .or(given.map(str::to_owned))
+                    .unwrap_or_else(|| "iggy".to_owned())
+            };
             return Some(IggyServer {
-                address,
-                username: var("IGGY_TEST_USERNAME"),
-                password: var("IGGY_TEST_PASSWORD"),
+                address: address.to_owned(),
+                username: var("IGGY_TEST_USERNAME", credentials.map(|c| c.0)),
+                password: var("IGGY_TEST_PASSWORD", credentials.map(|c| c.1)),
                 managed: None,
             });
         }
