@@ -1480,8 +1480,11 @@ async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_ex
         |last: u64| -> Vec<u64> { (0..=last).filter(|&i| poison(i).is_some()).collect() };
     assert_eq!(origin_offsets(&dlq), bad_until(committed));
 
-    // 2. A second run goes on from the commit: together, exactly once.
+    // 2. A second run goes on from the commit: together, exactly once. Its
+    //    stderr is closed, as by a supervisor that went away: the counters
+    //    it prints at the end must not turn a clean stop into a panic.
     let (pid, stderr, mut child) = run();
+    drop(stderr);
     let deadline = Instant::now() + Duration::from_secs(120);
     while setup.committed(&connection).await != Some(N - 1) {
         assert!(Instant::now() < deadline, "the second run did not finish");
@@ -1493,11 +1496,9 @@ async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_ex
         .status()
         .unwrap();
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut stderr.unwrap(), &mut log).unwrap();
     assert!(
         status.success(),
-        "iggy-dlq run after SIGINT: {status}\n{log}"
+        "iggy-dlq run after SIGINT, with its stderr closed: {status}"
     );
     assert_eq!(setup.target_ids(), good_until(N - 1), "no duplicates");
     let dlq = dead_letters(

@@ -172,26 +172,72 @@ fn init_logging(command: &Command) {
         .init();
 }
 
+/// Why a command failed.
+#[derive(Debug)]
+enum CliError {
+    /// What went wrong, for the user.
+    Message(String),
+    /// Standard output could not be written: when its reader went away
+    /// (`iggy-dlq inspect ... | head`), the command just stops.
+    Output(std::io::Error),
+}
+
+impl From<String> for CliError {
+    fn from(message: String) -> Self {
+        CliError::Message(message)
+    }
+}
+
+impl From<&str> for CliError {
+    fn from(message: &str) -> Self {
+        CliError::Message(message.to_owned())
+    }
+}
+
+/// `println!` that returns an output error instead of panicking on one.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*).map_err(CliError::Output)?
+    }};
+}
+
+/// `eprintln!` that ignores a closed or full stderr instead of panicking:
+/// the work is done by the time these lines are written.
+macro_rules! note {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.command);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
-            eprintln!("iggy-dlq: cannot start the async runtime: {error}");
+            note!("iggy-dlq: cannot start the async runtime: {error}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(execute(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("iggy-dlq: {message}");
+        Err(CliError::Output(error)) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(CliError::Output(error)) => {
+            note!("iggy-dlq: cannot write the output: {error}");
+            ExitCode::FAILURE
+        }
+        Err(CliError::Message(message)) => {
+            note!("iggy-dlq: {message}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn execute(command: Command) -> Result<(), String> {
+async fn execute(command: Command) -> Result<(), CliError> {
     match command {
         Command::Run { config } => {
             let config = Config::load(&config).map_err(|e| e.to_string())?;
@@ -204,10 +250,10 @@ async fn execute(command: Command) -> Result<(), String> {
             let report = iggy_dlq_runtime::app::run(config, stop)
                 .await
                 .map_err(|e| e.to_string())?;
-            eprintln!("{}", report.metrics.summary());
+            note!("{}", report.metrics.summary());
             for (key, producer) in &report.producers {
                 if producer.spool_pending_bytes > 0 {
-                    eprintln!(
+                    note!(
                         "connector {key}: {} bytes of dead letters remain in the spool for the next start",
                         producer.spool_pending_bytes
                     );
@@ -219,7 +265,8 @@ async fn execute(command: Command) -> Result<(), String> {
                 Err(format!(
                     "{} connector(s) stopped with an error",
                     report.connector_errors.len()
-                ))
+                )
+                .into())
             }
         }
         Command::Check { config } => check(&config),
@@ -243,7 +290,10 @@ async fn execute(command: Command) -> Result<(), String> {
             })
             .await
             .map_err(|e| e.to_string())?;
-            print!("{report}");
+            {
+                use std::io::Write as _;
+                write!(std::io::stdout().lock(), "{report}").map_err(CliError::Output)?;
+            }
             Ok(())
         }
         Command::Stats { dlq } => {
@@ -284,24 +334,24 @@ async fn execute(command: Command) -> Result<(), String> {
                 };
                 *counts.entry(("origin", origin)).or_default() += 1;
             }
-            println!("{} dead letters", records.len());
+            out!("{} dead letters", records.len());
             let mut heading = "";
             for ((group, value), n) in &counts {
                 if *group != heading {
                     heading = group;
-                    println!("\nby {group}:");
+                    out!("\nby {group}:");
                 }
-                println!("  {n:>8}  {value}");
+                out!("  {n:>8}  {value}");
             }
             if newest > 0 {
-                println!(
+                out!(
                     "\nfailures from {} to {} (microseconds since the epoch)",
                     oldest.min(newest),
                     newest
                 );
             }
             if undecodable > 0 {
-                println!("{undecodable} records do not decode as envelopes");
+                out!("{undecodable} records do not decode as envelopes");
             }
             Ok(())
         }
@@ -357,7 +407,7 @@ async fn execute(command: Command) -> Result<(), String> {
             let plan = replay::plan_from(from, &records[from..], &filter, &destination, limit);
             if dry_run {
                 for planned in &plan.replays {
-                    println!(
+                    out!(
                         "{:>7}  -> {}/{} p{}  replay {}",
                         planned.dlq_index,
                         planned.stream,
@@ -366,7 +416,7 @@ async fn execute(command: Command) -> Result<(), String> {
                         planned.replay_count
                     );
                 }
-                println!("{} to replay (dry run: nothing sent)", plan.replays.len());
+                out!("{} to replay (dry run: nothing sent)", plan.replays.len());
             } else if !plan.replays.is_empty() {
                 let settings = ConnectionSettings::from_connection_string(&to)
                     .map_err(|e| format!("--to: {e}"))?;
@@ -377,22 +427,22 @@ async fn execute(command: Command) -> Result<(), String> {
                 connection.close().await;
                 let report = report.map_err(|e| e.to_string())?;
                 for ((stream, topic, partition), n) in &report.sent {
-                    println!("replayed {n} to {stream}/{topic} partition {partition}");
+                    out!("replayed {n} to {stream}/{topic} partition {partition}");
                 }
             } else {
-                println!("nothing to replay");
+                out!("nothing to replay");
             }
             for (reason, n) in &plan.skipped {
-                println!("skipped {n} that {reason}");
+                out!("skipped {n} that {reason}");
             }
             if plan.next_index > from {
-                println!(
+                out!(
                     "read DLQ records {from} to {}; go on after them with --skip {}",
                     plan.next_index - 1,
                     plan.next_index
                 );
             } else {
-                println!("read no DLQ records; {} in all", records.len());
+                out!("read no DLQ records; {} in all", records.len());
             }
             Ok(())
         }
@@ -405,9 +455,9 @@ async fn execute(command: Command) -> Result<(), String> {
                 .take(limit.unwrap_or(usize::MAX))
             {
                 match decoder.decode(record) {
-                    Ok(envelope) if json => println!("{}", envelope.to_canonical_json()),
-                    Ok(envelope) => println!("{offset:>7}  {}", one_line(&envelope)),
-                    Err(error) => println!("{offset:>7}  undecodable: {error}"),
+                    Ok(envelope) if json => out!("{}", envelope.to_canonical_json()),
+                    Ok(envelope) => out!("{offset:>7}  {}", one_line(&envelope)),
+                    Err(error) => out!("{offset:>7}  undecodable: {error}"),
                 }
             }
             Ok(())
@@ -418,12 +468,12 @@ async fn execute(command: Command) -> Result<(), String> {
 /// `iggy-dlq check`: prints each connector, its plugin and its DLQ; fails
 /// when the config does not load or a plugin does not, and warns about a
 /// plugin that cannot dead-letter while a DLQ is configured.
-fn check(path: &std::path::Path) -> Result<(), String> {
+fn check(path: &std::path::Path) -> Result<(), CliError> {
     use iggy_dlq_runtime::config::{ConnectorType, DlqTarget};
     use iggy_dlq_runtime::plugin::{SinkPlugin, SourcePlugin};
 
     let config = Config::load(path).map_err(|e| e.to_string())?;
-    println!(
+    out!(
         "{}: Iggy at {}, instance {}, spool {}",
         path.display(),
         config.iggy.address,
@@ -454,7 +504,7 @@ fn check(path: &std::path::Path) -> Result<(), String> {
                     .map(move |t| format!("{}/{t}", s.stream))
             })
             .collect();
-        println!(
+        out!(
             "{kind} {} ({}): {}",
             connector.key,
             connector.name,
@@ -464,14 +514,14 @@ fn check(path: &std::path::Path) -> Result<(), String> {
             DlqTarget::Iggy { stream, topic } => format!("Iggy topic {stream}/{topic}"),
             DlqTarget::File(file) => format!("file {}", file.display()),
         });
-        println!(
+        out!(
             "  dlq: {}",
             dlq.as_deref()
                 .unwrap_or("none (failed messages are not dead-lettered)")
         );
         match loaded {
             Ok((version, supports_dlq)) => {
-                println!(
+                out!(
                     "  plugin: {} {version}, {}",
                     connector.path.display(),
                     if supports_dlq {
@@ -481,7 +531,7 @@ fn check(path: &std::path::Path) -> Result<(), String> {
                     }
                 );
                 if dlq.is_some() && !supports_dlq {
-                    println!(
+                    out!(
                         "  warning: a DLQ is configured, but failures this plugin hides inside a \
                          successful call are lost"
                     );
@@ -489,14 +539,14 @@ fn check(path: &std::path::Path) -> Result<(), String> {
             }
             Err(error) => {
                 failed += 1;
-                println!("  plugin: {error}");
+                out!("  plugin: {error}");
             }
         }
     }
     if failed > 0 {
-        return Err(format!("{failed} plugin(s) cannot be loaded"));
+        return Err(format!("{failed} plugin(s) cannot be loaded").into());
     }
-    println!("ok: {} connector(s)", config.connectors.len());
+    out!("ok: {} connector(s)", config.connectors.len());
     Ok(())
 }
 

@@ -157,3 +157,43 @@ fn replay_errors_say_what_is_missing() {
     assert!(err.contains("127.0.0.1:1"), "{err}");
     assert!(!err.contains(":p@"), "no password in errors: {err}");
 }
+
+#[test]
+fn a_reader_that_goes_away_stops_inspect_without_a_panic() {
+    use std::io::Read as _;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.dlq");
+    let (mut writer, _) = DlqFileWriter::open(&path).unwrap();
+    let record = letter(1, ErrorCode::MissingField, 0).encode_to_bytes();
+    // Far more output than a pipe holds, so that inspect is still writing
+    // when its reader leaves.
+    writer
+        .append(std::iter::repeat_n(&record[..], 20_000))
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iggy-dlq"))
+        .args(["inspect", path.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take()); // as `| head` does
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
