@@ -246,13 +246,13 @@ async fn start_connector(
                     .unwrap_or_else(|| format!("iggy-dlq-sink-{key}"));
                 for topic in &stream.topics {
                     let joined = connection.join_group(&stream.stream, topic, &group).await?;
-                    joined.log(&key, &stream.stream, topic, &group);
-                    if joined.repaired() {
-                        crate::metrics::ConnectorMetrics::add(
-                            &metrics.connector(&key).group_repairs,
-                            1,
-                        );
-                    }
+                    joined.report(
+                        &key,
+                        &stream.stream,
+                        topic,
+                        &group,
+                        &metrics.connector(&key),
+                    );
                     topics.push(TopicSubscription {
                         stream: stream.stream.clone(),
                         topic: topic.clone(),

@@ -219,7 +219,7 @@ pub async fn run(options: DemoOptions) -> Result<String, DemoError> {
                 .join_group(&stream, "orders", group)
                 .await
                 .map_err(RunError::from)?
-                .log(key, &stream, "orders", group);
+                .report(key, &stream, "orders", group, &metrics.connector(key));
             let mut input = SinkInput::Iggy {
                 connection: connection.clone(),
                 topics: vec![TopicSubscription {

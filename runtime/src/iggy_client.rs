@@ -217,27 +217,33 @@ pub enum GroupJoin {
 }
 
 impl GroupJoin {
-    /// Whether the group was recreated.
-    pub fn repaired(&self) -> bool {
-        matches!(self, GroupJoin::Repaired(_))
-    }
-
-    /// Logs what the join found, for `connector`: a warning for a repaired
-    /// group, a debug line for one that could not be checked.
-    pub fn log(&self, connector: &str, stream: &str, topic: &str, group: &str) {
+    /// Reports what the join found for `connector`: a repaired group as a
+    /// warning and in `metrics`' `group_repairs`, one that could not be
+    /// checked as a debug line.
+    pub fn report(
+        &self,
+        connector: &str,
+        stream: &str,
+        topic: &str,
+        group: &str,
+        metrics: &crate::metrics::ConnectorMetrics,
+    ) {
         match self {
             GroupJoin::Joined => {}
-            GroupJoin::Repaired(repair) => tracing::warn!(
+            GroupJoin::Repaired(repair) => {
+                crate::metrics::ConnectorMetrics::add(&metrics.group_repairs, 1);
+                tracing::warn!(
                 connector,
                 group,
                 stream,
                 topic,
                 stale_members = repair.stale_members,
                 restored_offsets = ?repair.restored_offsets,
-                "the consumer group kept members of sessions that no longer exist (left over \
-                 from a server restart) and would never be given their partitions back; \
-                 recreated it and stored its committed offsets again"
-            ),
+                    "the consumer group kept members of sessions that no longer exist (left \
+                     over from a server restart) and would never be given their partitions \
+                     back; recreated it and stored its committed offsets again"
+                );
+            }
             GroupJoin::NotChecked(error) => tracing::debug!(
                 connector,
                 group,
@@ -675,25 +681,17 @@ impl IggyConnection {
         // Counted twice, a moment apart: the server gathers its clients
         // from every shard on a best-effort basis, and a live member that
         // one gather missed must not cost the group its members.
-        let mut stale = usize::MAX;
+        let (mut stale, mut partitions) = (usize::MAX, 0);
         for attempt in 0..2 {
             if attempt > 0 {
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             }
             match self.stale_members(&s, &t, &g, group).await {
-                Ok(Some(0)) | Ok(None) => return Ok(GroupJoin::Joined),
-                Ok(Some(n)) => stale = stale.min(n),
+                Ok(Some((0, _))) | Ok(None) => return Ok(GroupJoin::Joined),
+                Ok(Some((n, count))) => (stale, partitions) = (stale.min(n), count),
                 Err(error) => return Ok(GroupJoin::NotChecked(error)),
             }
         }
-        let partitions = self
-            .client
-            .get_topic(&s, &t)
-            .await
-            .map_err(IggyClientError::new(format!(
-                "cannot look up topic `{stream}/{topic}`"
-            )))?
-            .map_or(0, |details| details.partitions_count);
         let mut offsets = Vec::new();
         for partition in 0..partitions {
             if let Some(offset) = self
@@ -750,15 +748,15 @@ impl IggyConnection {
             )))
     }
 
-    /// How many members of the group belong to no live client; `None` when
-    /// the group or its topic is gone.
+    /// How many members of the group belong to no live client, and how many
+    /// partitions its topic has; `None` when the group or its topic is gone.
     async fn stale_members(
         &self,
         s: &Identifier,
         t: &Identifier,
         g: &Identifier,
         group: &str,
-    ) -> Result<Option<usize>, IggyClientError> {
+    ) -> Result<Option<(usize, u32)>, IggyClientError> {
         let context = || format!("cannot check consumer group `{group}` for stale members");
         let Some(details) = self
             .client
@@ -806,7 +804,10 @@ impl IggyConnection {
                 })
                 .count();
         }
-        Ok(Some(details.members.len().saturating_sub(live)))
+        Ok(Some((
+            details.members.len().saturating_sub(live),
+            topic.partitions_count,
+        )))
     }
 
     /// The members of consumer group `group` and the partitions each is

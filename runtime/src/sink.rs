@@ -243,10 +243,7 @@ impl SinkInput {
                 .map_err(|_| {
                     SinkError::IggyTimeout(format!("joining consumer group {}", sub.consumer_group))
                 })??;
-                joined.log(key, &sub.stream, &sub.topic, &sub.consumer_group);
-                if joined.repaired() {
-                    ConnectorMetrics::add(&metrics.group_repairs, 1);
-                }
+                joined.report(key, &sub.stream, &sub.topic, &sub.consumer_group, metrics);
             }
             tracing::debug!("rejoined the consumer groups");
         }
