@@ -199,6 +199,15 @@ topic = "orders-dlq"
             .collect()
     }
 
+    /// The dead letters in this setup's DLQ topic, `orders-dlq`.
+    async fn dead_letters(&self, connection: &IggyConnection) -> Vec<DlqEnvelope> {
+        dead_letters(
+            &read_all(connection, &self.stream, "orders-dlq")
+                .await
+                .unwrap(),
+        )
+    }
+
     async fn committed(&self, connection: &IggyConnection) -> Option<u64> {
         connection
             .committed_offset(&self.stream, "orders", &self.group, 0)
@@ -594,11 +603,7 @@ async fn a_plugin_without_the_dlq_symbol_runs_and_its_unprotected_messages_are_c
         .map(Bytes::copy_from_slice)
         .collect();
     assert_eq!(lines, handed, "plain-sink wrote everything it was handed");
-    let envelopes = dead_letters(
-        &read_all(&connection, &setup.stream, "orders-dlq")
-            .await
-            .unwrap(),
-    );
+    let envelopes = setup.dead_letters(&connection).await;
     assert_eq!(origin_offsets(&envelopes), not_json);
     assert_eq!(
         metric(&report, "orders", |m| &m.unprotected),
@@ -705,11 +710,7 @@ async fn the_server_stops_mid_run_and_no_dead_letter_is_lost() {
     );
 
     // The DLQ: every bad offset, at least once, and nothing else.
-    let envelopes = dead_letters(
-        &read_all(&connection, &setup.stream, "orders-dlq")
-            .await
-            .unwrap(),
-    );
+    let envelopes = setup.dead_letters(&connection).await;
     let offsets = origin_offsets(&envelopes);
     let bad: Vec<u64> = (0..N).filter(|&i| poison(i).is_some()).collect();
     let lost: Vec<u64> = bad
@@ -1471,11 +1472,7 @@ async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_ex
     let good_until =
         |last: u64| -> Vec<u64> { (0..=last).filter(|&i| poison(i).is_none()).collect() };
     assert_eq!(setup.target_ids(), good_until(committed));
-    let dlq = dead_letters(
-        &read_all(&connection, &setup.stream, "orders-dlq")
-            .await
-            .unwrap(),
-    );
+    let dlq = setup.dead_letters(&connection).await;
     let bad_until =
         |last: u64| -> Vec<u64> { (0..=last).filter(|&i| poison(i).is_some()).collect() };
     assert_eq!(origin_offsets(&dlq), bad_until(committed));
@@ -1501,11 +1498,7 @@ async fn sigterm_stops_iggy_dlq_run_between_batches_and_a_second_run_finishes_ex
         "iggy-dlq run after SIGINT, with its stderr closed: {status}"
     );
     assert_eq!(setup.target_ids(), good_until(N - 1), "no duplicates");
-    let dlq = dead_letters(
-        &read_all(&connection, &setup.stream, "orders-dlq")
-            .await
-            .unwrap(),
-    );
+    let dlq = setup.dead_letters(&connection).await;
     assert_eq!(origin_offsets(&dlq), bad_until(N - 1), "no duplicates");
     eprintln!(
         "live_runtime: SIGTERM after offset {committed} of {N}; two runs wrote every message once"

@@ -52,10 +52,7 @@ fn skip_or_fail(test: &str, why: &str) -> Option<IggyServer> {
     if std::env::var("IGGY_DLQ_REQUIRE_SERVER").as_deref() == Ok("1") {
         panic!("{test}: {why}, and IGGY_DLQ_REQUIRE_SERVER=1");
     }
-    // Straight to the process's stderr: the test harness captures what
-    // `eprintln!` prints in a passing test, and a skip must be seen.
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+    crate::print_skip(test, why);
     None
 }
 

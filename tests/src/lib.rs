@@ -42,11 +42,16 @@ pub fn find_tool(test: &str, env_var: &str, default: &str) -> Option<PathBuf> {
     if std::env::var("IGGY_DLQ_REQUIRE_TOOLS").as_deref() == Ok("1") {
         panic!("{test}: {why}");
     }
-    // Straight to the process's stderr: the test harness captures what
-    // `eprintln!` prints in a passing test, and a skip must be seen.
+    print_skip(test, &why);
+    None
+}
+
+/// Prints `SKIPPED <test>: <why>` straight to the process's stderr: the
+/// test harness captures what `eprintln!` prints in a passing test, and a
+/// skip must be seen.
+pub fn print_skip(test: &str, why: &str) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
-    None
 }
 
 /// Builds the fixture plugins of `tests/plugins/` and the `iggy-dlq`
